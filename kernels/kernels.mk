@@ -1,0 +1,1 @@
+# kernels: targets added to PREPARE/CHECKS/BENCHES/DEMOS (see the top-level Makefile).

@@ -1,0 +1,1 @@
+# sandbox-tests: targets added to PREPARE/CHECKS/BENCHES/DEMOS (see the top-level Makefile).
