@@ -1,0 +1,64 @@
+//! Error feedback: what quantization dropped this round is sent in a later one.
+
+use crate::{KernelError, QuantConfig, QuantizedBlob, cpu};
+
+/// Error feedback kept by a sender between rounds: the residual not yet sent.
+///
+/// Over many rounds the sum of what was sent stays within one quantum of the sum of
+/// the inputs, instead of drifting by each round's rounding error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ErrorFeedback {
+    residual: Vec<f32>,
+}
+
+impl ErrorFeedback {
+    /// A zero residual for tensors of `len` values.
+    pub fn new(len: usize) -> Self {
+        ErrorFeedback {
+            residual: vec![0.0; len],
+        }
+    }
+
+    /// Restores a saved residual.
+    pub fn from_residual(residual: Vec<f32>) -> Self {
+        ErrorFeedback { residual }
+    }
+
+    /// Quantizes delta + residual, keeps (delta + residual) − dequantized as the new residual.
+    ///
+    /// On error the residual is unchanged.
+    pub fn compress(
+        &mut self,
+        delta: &[f32],
+        cfg: QuantConfig,
+        seed: u64,
+    ) -> Result<QuantizedBlob, KernelError> {
+        if delta.len() != self.residual.len() {
+            return Err(KernelError::LengthMismatch {
+                expected: self.residual.len(),
+                got: delta.len(),
+            });
+        }
+        let input: Vec<f32> = delta
+            .iter()
+            .zip(&self.residual)
+            .map(|(d, r)| d + r)
+            .collect();
+        let blob = cpu::quantize(&input, cfg, seed)?;
+        let sent = cpu::dequantize(&blob);
+        for ((r, x), s) in self.residual.iter_mut().zip(&input).zip(&sent) {
+            *r = x - s;
+        }
+        Ok(blob)
+    }
+
+    /// What has been dropped so far and not yet sent.
+    pub fn residual(&self) -> &[f32] {
+        &self.residual
+    }
+
+    /// The residual, to save it.
+    pub fn into_residual(self) -> Vec<f32> {
+        self.residual
+    }
+}
