@@ -13,6 +13,8 @@
 //! Division rather than multiplication by a reciprocal keeps the int8 error within
 //! half a quantum up to one rounding; CUDA uses `__fdiv_rn`, `__fmul_rn`, `__fadd_rn`.
 
+use crate::stochastic::StreamKey;
+
 /// Bit pattern of |x|: for non-negative floats the integer order is the float order,
 /// and anything ≥ `INF_BITS` is NaN or Inf, so one integer max finds both.
 #[inline(always)]
@@ -69,21 +71,75 @@ pub(crate) fn quantize_int4(x: &[f32], absmax: f32, seed: u64, first: u64, out: 
         out.fill(0);
         return scale;
     }
-    // 32 values at a time: a multiple of 2 (whole bytes) that divides 2^32, so a
-    // group never straddles two stream segments.
-    for (g, (xs, os)) in x.chunks(32).zip(out.chunks_mut(16)).enumerate() {
-        let start = first + 32 * g as u64;
-        let key = crate::stochastic::StreamKey::new(seed, (start >> 32) as u32);
+    // 32 values at a time: whole bytes, and 32 divides 2^32 so a group never
+    // straddles two stream segments. Fixed-size arrays let the compiler vectorise.
+    let mut groups = x.chunks_exact(32).zip(out.chunks_exact_mut(16));
+    let mut start = first;
+    for (xs, os) in &mut groups {
+        let key = StreamKey::new(seed, (start >> 32) as u32);
+        let lo = start as u32;
         let mut q = [0i8; 32];
         for (j, (qj, &v)) in q.iter_mut().zip(xs).enumerate() {
-            *qj = stochastic_round(
-                v / scale,
-                key.uniform((start as u32).wrapping_add(j as u32)),
-            );
+            *qj = stochastic_round(v / scale, key.uniform(lo.wrapping_add(j as u32)));
         }
-        pack_nibbles(&q[..xs.len()], os);
+        for (k, o) in os.iter_mut().enumerate() {
+            *o = (q[2 * k] as u8 & 0x0F) | ((q[2 * k + 1] as u8) << 4);
+        }
+        start += 32;
+    }
+    let tail = x.len() / 32 * 32;
+    if tail < x.len() {
+        let key = StreamKey::new(seed, (start >> 32) as u32);
+        let q: Vec<i8> = x[tail..]
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| {
+                stochastic_round(
+                    v / scale,
+                    key.uniform((start as u32).wrapping_add(j as u32)),
+                )
+            })
+            .collect();
+        pack_nibbles(&q, &mut out[tail / 2..]);
     }
     scale
+}
+
+/// Writes (or, with `ACC`, adds) `q · scale` for the int8 values of one block.
+#[inline(always)]
+pub(crate) fn dequantize_int8<const ACC: bool>(data: &[u8], scale: f32, out: &mut [f32]) {
+    for (o, &b) in out.iter_mut().zip(data) {
+        let v = f32::from(b as i8) * scale;
+        *o = if ACC { *o + v } else { v };
+    }
+}
+
+/// Writes (or, with `ACC`, adds) `q · scale` for the int4 values of one block.
+#[inline(always)]
+pub(crate) fn dequantize_int4<const ACC: bool>(data: &[u8], scale: f32, out: &mut [f32]) {
+    let mut groups = out.chunks_exact_mut(32).zip(data.chunks_exact(16));
+    for (os, ds) in &mut groups {
+        let mut q = [0f32; 32];
+        for (k, &b) in ds.iter().enumerate() {
+            q[2 * k] = f32::from(low_nibble(b));
+            q[2 * k + 1] = f32::from(high_nibble(b));
+        }
+        for (o, q) in os.iter_mut().zip(q) {
+            let v = q * scale;
+            *o = if ACC { *o + v } else { v };
+        }
+    }
+    let tail = out.len() / 32 * 32;
+    for (j, o) in out[tail..].iter_mut().enumerate() {
+        let b = data[(tail + j) / 2];
+        let q = if j % 2 == 0 {
+            low_nibble(b)
+        } else {
+            high_nibble(b)
+        };
+        let v = f32::from(q) * scale;
+        *o = if ACC { *o + v } else { v };
+    }
 }
 
 /// floor(v) + (u < frac(v)), clamped to [-7, 7]; |v| ≤ 7 (up to one rounding).

@@ -7,6 +7,7 @@
 
 pub mod blob;
 pub mod block;
+mod chunk;
 mod config;
 mod cpu;
 mod error;
