@@ -23,4 +23,7 @@ pub enum KernelError {
     /// A `QuantConfig` that the kernels do not support.
     #[error("invalid quantization config: {0}")]
     InvalidConfig(String),
+    /// The CUDA backend is unavailable or a driver call failed; the text says which.
+    #[error("CUDA backend: {0}")]
+    Cuda(String),
 }

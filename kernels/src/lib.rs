@@ -5,15 +5,19 @@
 //! every thread count and every backend. The exact arithmetic is written down in
 //! [`block`]'s module docs; the wire layout in [`blob`]'s.
 
+mod backend;
 pub mod blob;
 pub mod block;
 mod chunk;
 mod config;
 mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod error;
 mod feedback;
 mod stochastic;
 
+pub use backend::Backend;
 pub use blob::QuantizedBlob;
 pub use config::{BLOCK_ALIGN, Bits, MAX_BLOCK, QuantConfig};
 pub use cpu::{dequantize, dequantize_accumulate, quantize};
