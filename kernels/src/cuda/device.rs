@@ -30,6 +30,17 @@ fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> KernelError +
     move |e| KernelError::Cuda(format!("{what}: {e}"))
 }
 
+/// Refuses a device buffer shorter than a kernel will index.
+fn at_least(needed: usize, got: usize) -> Result<(), KernelError> {
+    if got < needed {
+        return Err(KernelError::LengthMismatch {
+            expected: needed,
+            got,
+        });
+    }
+    Ok(())
+}
+
 impl CudaQuantizer {
     /// Opens GPU 0 and compiles every kernel for its architecture with NVRTC.
     pub fn new() -> Result<Self, KernelError> {
@@ -67,6 +78,27 @@ impl CudaQuantizer {
             dequantize_int8: next(),
             dequantize_int4: next(),
         })
+    }
+
+    /// The GPU's name, as the driver reports it.
+    pub fn device_name(&self) -> String {
+        self.stream
+            .context()
+            .name()
+            .unwrap_or_else(|e| format!("unknown GPU ({e})"))
+    }
+
+    /// Peak memory bandwidth in bytes/s: memory clock × 2 (double data rate) × bus width.
+    pub fn peak_memory_bandwidth(&self) -> Result<f64, KernelError> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let ctx = self.stream.context();
+        let clock_khz = ctx
+            .attribute(A::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)
+            .map_err(cuda_err("memory clock"))?;
+        let bus_bits = ctx
+            .attribute(A::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH)
+            .map_err(cuda_err("bus width"))?;
+        Ok(f64::from(clock_khz) * 1e3 * 2.0 * f64::from(bus_bits) / 8.0)
     }
 
     /// The stream every launch goes to (to allocate device buffers for it).
@@ -120,6 +152,36 @@ impl CudaQuantizer {
         let mut bad = s
             .clone_htod(&[u64::MAX])
             .map_err(cuda_err("allocating the error flag"))?;
+        self.launch_quantize(x, cfg, seed, &mut scales, &mut data, &mut bad)?;
+        let bad = s
+            .clone_dtoh(&bad)
+            .map_err(cuda_err("reading the error flag"))?[0];
+        if bad != u64::MAX {
+            return Err(KernelError::NonFinite {
+                index: bad as usize,
+            });
+        }
+        Ok((scales, data))
+    }
+
+    /// Queues quantization of `x` into caller-owned buffers without waiting for it.
+    ///
+    /// `bad` must hold `u64::MAX`; afterwards it holds the index of the first non-finite
+    /// input, if any. Buffers too small for `x` are refused.
+    pub fn launch_quantize(
+        &self,
+        x: &CudaSlice<f32>,
+        cfg: QuantConfig,
+        seed: u64,
+        scales: &mut CudaSlice<f32>,
+        data: &mut CudaSlice<u8>,
+        bad: &mut CudaSlice<u64>,
+    ) -> Result<(), KernelError> {
+        cfg.validate()?;
+        let n = x.len();
+        at_least(cfg.blocks(n), scales.len())?;
+        at_least(cfg.bits.data_len(n), data.len())?;
+        at_least(1, bad.len())?;
         let warps_per_cta = u64::from(THREADS / 32);
         let grid = (cfg.blocks(n) as u64).div_ceil(warps_per_cta).max(1);
         let launch = LaunchConfig {
@@ -140,19 +202,11 @@ impl CudaQuantizer {
         if cfg.bits == Bits::Int4 {
             args.arg(&seed);
         }
-        args.arg(&mut scales).arg(&mut data).arg(&mut bad);
+        args.arg(scales).arg(data).arg(bad);
         // SAFETY: the argument list matches the kernel's signature in cuda/quantize.cu,
-        // and every buffer holds what the kernel indexes (n values, ⌈n/block⌉ scales).
+        // and every buffer was checked above to hold what the kernel indexes.
         unsafe { args.launch(launch) }.map_err(cuda_err("launching quantize"))?;
-        let bad = s
-            .clone_dtoh(&bad)
-            .map_err(cuda_err("reading the error flag"))?[0];
-        if bad != u64::MAX {
-            return Err(KernelError::NonFinite {
-                index: bad as usize,
-            });
-        }
-        Ok((scales, data))
+        Ok(())
     }
 
     /// Same bits as [`crate::dequantize_accumulate`], computed on the GPU.
@@ -193,6 +247,8 @@ impl CudaQuantizer {
         acc: bool,
     ) -> Result<(), KernelError> {
         cfg.validate()?;
+        at_least(cfg.blocks(out.len()), scales.len())?;
+        at_least(cfg.bits.data_len(out.len()), data.len())?;
         let n = out.len() as u64;
         let per_thread = match cfg.bits {
             Bits::Int8 => 4,
@@ -217,7 +273,7 @@ impl CudaQuantizer {
             .arg(&block)
             .arg(out)
             .arg(&acc);
-        // SAFETY: matches cuda/dequantize.cu; `data` and `scales` come from a blob of n values.
+        // SAFETY: matches cuda/dequantize.cu; the buffers were checked above to hold n values.
         unsafe { args.launch(launch) }.map_err(cuda_err("launching dequantize"))?;
         Ok(())
     }

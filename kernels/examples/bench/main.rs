@@ -7,7 +7,12 @@ use std::time::Instant;
 use crowdtrain_kernels::{QuantConfig, dequantize_accumulate, quantize};
 use rayon::prelude::*;
 
+#[cfg(feature = "cuda")]
+mod gpu;
+
+/// 64 MiB of f32 input per run.
 const BYTES: usize = 64 << 20;
+/// Timings per kernel; the best is reported.
 const REPS: usize = 7;
 
 /// Best wall time of `REPS` runs, as GB/s of `BYTES`.
@@ -108,4 +113,6 @@ fn main() {
             100.0 * one / memcpy
         );
     }
+    #[cfg(feature = "cuda")]
+    gpu::run(&x);
 }
