@@ -57,6 +57,19 @@ impl QuantizedBlob {
         }
     }
 
+    /// The buffers, for the kernels to resize and fill in place.
+    pub(crate) fn buffers_mut(&mut self) -> (&mut Vec<f32>, &mut Vec<u8>) {
+        (&mut self.scales, &mut self.data)
+    }
+
+    /// Sets what the buffers now hold (their sizes must match `cfg` and `len`).
+    pub(crate) fn set_header(&mut self, cfg: QuantConfig, len: usize) {
+        debug_assert_eq!(self.scales.len(), cfg.blocks(len));
+        debug_assert_eq!(self.data.len(), cfg.bits.data_len(len));
+        self.cfg = cfg;
+        self.len = len;
+    }
+
     /// Number of f32 values encoded.
     pub fn len(&self) -> usize {
         self.len

@@ -93,8 +93,8 @@ impl QuantConfig {
         Ok(())
     }
 
-    /// Number of blocks (and scales) for `len` values.
+    /// Number of blocks (and scales) for `len` values (an invalid block 0 counts as 1).
     pub fn blocks(&self, len: usize) -> usize {
-        len.div_ceil(self.block)
+        len.div_ceil(self.block.max(1))
     }
 }

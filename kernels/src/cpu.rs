@@ -20,9 +20,26 @@ type QuantizeTask<'a> = (usize, ((&'a [f32], &'a mut [f32]), &'a mut [u8]));
 /// Quantizes `input` blockwise; `seed` drives int4 stochastic rounding (ignored by int8).
 pub fn quantize(input: &[f32], cfg: QuantConfig, seed: u64) -> Result<QuantizedBlob, KernelError> {
     cfg.validate()?;
+    let mut blob = QuantizedBlob::from_parts(cfg, 0, Vec::new(), Vec::new());
+    quantize_into(input, cfg, seed, &mut blob)?;
+    Ok(blob)
+}
+
+/// [`quantize`] into an existing blob, reusing its memory: a sender that quantizes every
+/// round skips allocating (and page-faulting) fresh buffers. On a non-finite input
+/// `out` is left empty; on an invalid config it is left unchanged.
+pub fn quantize_into(
+    input: &[f32],
+    cfg: QuantConfig,
+    seed: u64,
+    out: &mut QuantizedBlob,
+) -> Result<(), KernelError> {
+    cfg.validate()?;
     let n = input.len();
-    let mut scales = vec![0f32; cfg.blocks(n)];
-    let mut data = vec![0u8; cfg.bits.data_len(n)];
+    let (scales, data) = out.buffers_mut();
+    // Every scale and every byte is overwritten below, so stale contents do not matter.
+    scales.resize(cfg.blocks(n), 0.0);
+    data.resize(cfg.bits.data_len(n), 0);
     let chunk_blocks = (CHUNK_VALUES / cfg.block).max(1);
     let chunk_values = chunk_blocks * cfg.block;
     let chunk_bytes = cfg.bits.data_len(chunk_values);
@@ -50,9 +67,14 @@ pub fn quantize(input: &[f32], cfg: QuantConfig, seed: u64) -> Result<QuantizedB
             .min()
     };
     if let Some(index) = first_bad {
+        let (scales, data) = out.buffers_mut();
+        scales.clear();
+        data.clear();
+        out.set_header(cfg, 0);
         return Err(KernelError::NonFinite { index });
     }
-    Ok(QuantizedBlob::from_parts(cfg, n, scales, data))
+    out.set_header(cfg, n);
+    Ok(())
 }
 
 /// The values a blob encodes.

@@ -20,6 +20,6 @@ mod stochastic;
 pub use backend::Backend;
 pub use blob::QuantizedBlob;
 pub use config::{BLOCK_ALIGN, Bits, MAX_BLOCK, QuantConfig};
-pub use cpu::{dequantize, dequantize_accumulate, quantize};
+pub use cpu::{dequantize, dequantize_accumulate, quantize, quantize_into};
 pub use error::KernelError;
 pub use feedback::ErrorFeedback;

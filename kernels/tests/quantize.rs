@@ -262,3 +262,34 @@ fn bytes_do_not_depend_on_the_thread_count() {
         assert!(d1 == d2 && d2 == d3);
     }
 }
+
+#[test]
+fn quantize_into_reuses_a_blob_and_matches_quantize() {
+    use crowdtrain_kernels::quantize_into;
+    let mut blob = quantize(&lcg_values(5000, 1, 1.0), QuantConfig::int8(), 0).unwrap();
+    for (n, cfg) in [
+        (300, QuantConfig::int4()),
+        (7000, QuantConfig::int8()),
+        (0, QuantConfig::int8()),
+    ] {
+        let x = lcg_values(n, n as u64, 2.0);
+        quantize_into(&x, cfg, 3, &mut blob).unwrap();
+        assert_eq!(blob, quantize(&x, cfg, 3).unwrap());
+    }
+    let bad_cfg = QuantConfig {
+        bits: Bits::Int8,
+        block: 7,
+    };
+    assert!(quantize_into(&[1.0], bad_cfg, 0, &mut blob).is_err());
+    assert_eq!(
+        blob,
+        quantize(&[], QuantConfig::int8(), 0).unwrap(),
+        "unchanged by a bad config"
+    );
+    let x = lcg_values(100, 1, 1.0);
+    quantize_into(&x, QuantConfig::int8(), 0, &mut blob).unwrap();
+    let err = quantize_into(&[1.0, f32::NAN], QuantConfig::int4(), 0, &mut blob);
+    assert_eq!(err, Err(KernelError::NonFinite { index: 1 }));
+    assert!(blob.is_empty() && blob.scales().is_empty() && blob.data().is_empty());
+    assert_eq!(blob.to_bytes().len(), blob.wire_len());
+}

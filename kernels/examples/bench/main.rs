@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use crowdtrain_kernels::{QuantConfig, dequantize_accumulate, quantize};
+use crowdtrain_kernels::{QuantConfig, dequantize_accumulate, quantize, quantize_into};
 use rayon::prelude::*;
 
 #[cfg(feature = "cuda")]
@@ -52,6 +52,7 @@ fn main() {
     let int4 = QuantConfig::int4();
     let b8 = quantize(&x, int8, 1).expect("finite input");
     let b4 = quantize(&x, int4, 1).expect("finite input");
+    let (mut r8, mut r4) = (b8.clone(), b4.clone());
     let mut acc = vec![0f32; n];
     let mut dst = vec![0f32; n];
     let mut q = vec![0i8; n];
@@ -89,12 +90,20 @@ fn main() {
                 gbps(|| scalar_int8(black_box(&x), &mut q, &mut s)),
             );
             measure(
-                "int8 quantize",
+                "int8 quantize (fresh blob)",
                 gbps(|| drop(black_box(quantize(&x, int8, 1)))),
             );
             measure(
-                "int4 quantize",
+                "int8 quantize_into (reused blob)",
+                gbps(|| quantize_into(&x, int8, 1, &mut r8).expect("finite input")),
+            );
+            measure(
+                "int4 quantize (fresh blob)",
                 gbps(|| drop(black_box(quantize(&x, int4, 1)))),
+            );
+            measure(
+                "int4 quantize_into (reused blob)",
+                gbps(|| quantize_into(&x, int4, 1, &mut r4).expect("finite input")),
             );
             measure(
                 "int8 dequantize-accumulate",
