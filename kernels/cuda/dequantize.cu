@@ -3,6 +3,11 @@
 // Grid-stride loops; every block size is a multiple of 32, so the 4 (int8) or 8
 // (int4) values a thread handles always share one scale.
 
+// Block index of element i: 32-bit division (far cheaper on a GPU) whenever it fits.
+__device__ __forceinline__ u64 block_of(u64 i, u32 block) {
+    return i <= 0xFFFFFFFFull ? (u64)((u32)i / block) : i / block;
+}
+
 __device__ __forceinline__ float dq(float old, int q, float scale, int acc) {
     float v = __fmul_rn((float)q, scale);
     return acc ? __fadd_rn(old, v) : v;
@@ -14,7 +19,7 @@ extern "C" __global__ void dequantize_int8(
 {
     const u64 stride = (u64)gridDim.x * blockDim.x * 4;
     for (u64 i = ((u64)blockIdx.x * blockDim.x + threadIdx.x) * 4; i < n; i += stride) {
-        const float s = scales[i / block];
+        const float s = scales[block_of(i, block)];
         if (i + 4 <= n) {
             char4 c = *reinterpret_cast<const char4*>(q + i);
             float4 o = acc ? *reinterpret_cast<const float4*>(out + i) : make_float4(0, 0, 0, 0);
@@ -39,7 +44,7 @@ extern "C" __global__ void dequantize_int4(
 {
     const u64 stride = (u64)gridDim.x * blockDim.x * 8;
     for (u64 i = ((u64)blockIdx.x * blockDim.x + threadIdx.x) * 8; i < n; i += stride) {
-        const float s = scales[i / block];
+        const float s = scales[block_of(i, block)];
         if (i + 8 <= n) {
             u32 w = *reinterpret_cast<const u32*>(q + i / 2);
             float4 a = acc ? *reinterpret_cast<const float4*>(out + i) : make_float4(0, 0, 0, 0);

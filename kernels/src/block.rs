@@ -105,18 +105,46 @@ pub(crate) fn quantize_int4(x: &[f32], absmax: f32, seed: u64, first: u64, out: 
     scale
 }
 
-/// Writes (or, with `ACC`, adds) `q · scale` for the int8 values of one block.
+/// What a dequantize kernel does with `v = q · scale` and the old output `o`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `o = v`.
+    Store,
+    /// `o = o + v` (the receiver's sum).
+    Add,
+    /// `o = o − v` (the sender's residual under error feedback).
+    Subtract,
+}
+
+/// The [`Op`] as a const generic (enums cannot be const parameters on stable).
+pub(crate) const STORE: u8 = 0;
+/// See [`STORE`].
+pub(crate) const ADD: u8 = 1;
+/// See [`STORE`].
+pub(crate) const SUBTRACT: u8 = 2;
+
+/// `o` updated with `v` by the operation `OP`: a separate rounding, never fused.
 #[inline(always)]
-pub(crate) fn dequantize_int8<const ACC: bool>(data: &[u8], scale: f32, out: &mut [f32]) {
-    for (o, &b) in out.iter_mut().zip(data) {
-        let v = f32::from(b as i8) * scale;
-        *o = if ACC { *o + v } else { v };
+fn apply<const OP: u8>(o: f32, v: f32) -> f32 {
+    match OP {
+        ADD => o + v,
+        SUBTRACT => o - v,
+        _ => v,
     }
 }
 
-/// Writes (or, with `ACC`, adds) `q · scale` for the int4 values of one block.
+/// Applies `OP` with `q · scale` for the int8 values of one block.
 #[inline(always)]
-pub(crate) fn dequantize_int4<const ACC: bool>(data: &[u8], scale: f32, out: &mut [f32]) {
+pub(crate) fn dequantize_int8<const OP: u8>(data: &[u8], scale: f32, out: &mut [f32]) {
+    for (o, &b) in out.iter_mut().zip(data) {
+        let v = f32::from(b as i8) * scale;
+        *o = apply::<OP>(*o, v);
+    }
+}
+
+/// Applies `OP` with `q · scale` for the int4 values of one block.
+#[inline(always)]
+pub(crate) fn dequantize_int4<const OP: u8>(data: &[u8], scale: f32, out: &mut [f32]) {
     let mut groups = out.chunks_exact_mut(32).zip(data.chunks_exact(16));
     for (os, ds) in &mut groups {
         let mut q = [0f32; 32];
@@ -126,7 +154,7 @@ pub(crate) fn dequantize_int4<const ACC: bool>(data: &[u8], scale: f32, out: &mu
         }
         for (o, q) in os.iter_mut().zip(q) {
             let v = q * scale;
-            *o = if ACC { *o + v } else { v };
+            *o = apply::<OP>(*o, v);
         }
     }
     let tail = out.len() / 32 * 32;
@@ -138,7 +166,7 @@ pub(crate) fn dequantize_int4<const ACC: bool>(data: &[u8], scale: f32, out: &mu
             high_nibble(b)
         };
         let v = f32::from(q) * scale;
-        *o = if ACC { *o + v } else { v };
+        *o = apply::<OP>(*o, v);
     }
 }
 

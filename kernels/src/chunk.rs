@@ -4,7 +4,7 @@
 //! integer max), so AVX-512, AVX2 and baseline x86-64 produce identical bytes; only
 //! the vector width differs. Rust never fuses a multiply and an add on its own.
 
-use crate::block::{self, INF_BITS};
+use crate::block::{self, ADD, INF_BITS, Op, STORE, SUBTRACT};
 use crate::{Bits, QuantConfig};
 
 /// Quantizes the blocks of one chunk starting at global index `first`; `Err` holds the
@@ -39,7 +39,7 @@ fn quantize_generic(
     Ok(())
 }
 
-/// Writes (or, with `acc`, adds) the values of one chunk of blocks into `out`.
+/// Applies `op` with the values of one chunk of blocks to `out`.
 #[inline(always)]
 fn dequantize_generic(
     bits: Bits,
@@ -47,7 +47,7 @@ fn dequantize_generic(
     scales: &[f32],
     data: &[u8],
     out: &mut [f32],
-    acc: bool,
+    op: Op,
 ) {
     let bytes_per_block = bits.data_len(block);
     let blocks = out
@@ -55,11 +55,13 @@ fn dequantize_generic(
         .zip(scales)
         .zip(data.chunks(bytes_per_block));
     for ((ob, &s), db) in blocks {
-        match (bits, acc) {
-            (Bits::Int8, false) => block::dequantize_int8::<false>(db, s, ob),
-            (Bits::Int8, true) => block::dequantize_int8::<true>(db, s, ob),
-            (Bits::Int4, false) => block::dequantize_int4::<false>(db, s, ob),
-            (Bits::Int4, true) => block::dequantize_int4::<true>(db, s, ob),
+        match (bits, op) {
+            (Bits::Int8, Op::Store) => block::dequantize_int8::<STORE>(db, s, ob),
+            (Bits::Int8, Op::Add) => block::dequantize_int8::<ADD>(db, s, ob),
+            (Bits::Int8, Op::Subtract) => block::dequantize_int8::<SUBTRACT>(db, s, ob),
+            (Bits::Int4, Op::Store) => block::dequantize_int4::<STORE>(db, s, ob),
+            (Bits::Int4, Op::Add) => block::dequantize_int4::<ADD>(db, s, ob),
+            (Bits::Int4, Op::Subtract) => block::dequantize_int4::<SUBTRACT>(db, s, ob),
         }
     }
 }
@@ -115,7 +117,7 @@ dispatch! {
 dispatch! {
     /// Dequantizes (or accumulates) one chunk of blocks (see `dequantize_generic`).
     dequantize [dequantize_avx512, dequantize_avx2] => dequantize_generic(
-        bits: Bits, block: usize, scales: &[f32], data: &[u8], out: &mut [f32], acc: bool
+        bits: Bits, block: usize, scales: &[f32], data: &[u8], out: &mut [f32], op: Op
     ) -> ()
 }
 
@@ -126,7 +128,7 @@ mod tests {
 
     type QuantizeFn =
         fn(&[f32], QuantConfig, u64, usize, &mut [f32], &mut [u8]) -> Result<(), usize>;
-    type DequantizeFn = fn(Bits, usize, &[f32], &[u8], &mut [f32], bool);
+    type DequantizeFn = fn(Bits, usize, &[f32], &[u8], &mut [f32], Op);
 
     fn input(n: usize) -> Vec<f32> {
         let mut s = 17u64;
@@ -180,10 +182,10 @@ mod tests {
                     );
                 }
                 let (s, d) = base;
-                for acc in [false, true] {
+                for op in [Op::Store, Op::Add, Op::Subtract] {
                     let deq = |f: DequantizeFn| {
                         let mut out = x.clone();
-                        f(cfg.bits, cfg.block, &s, &d, &mut out, acc);
+                        f(cfg.bits, cfg.block, &s, &d, &mut out, op);
                         out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                     };
                     let base = deq(dequantize_generic);

@@ -6,10 +6,11 @@
 
 use rayon::prelude::*;
 
+use crate::block::Op;
 use crate::{KernelError, QuantConfig, QuantizedBlob, chunk};
 
 /// Below this many values one thread does all the work (rayon's overhead would dominate).
-const PARALLEL_MIN: usize = 1 << 18;
+pub(crate) const PARALLEL_MIN: usize = 1 << 18;
 
 /// Values per parallel task: 256 KiB of f32, large enough to amortise scheduling.
 const CHUNK_VALUES: usize = 1 << 16;
@@ -80,7 +81,7 @@ pub fn quantize_into(
 /// The values a blob encodes.
 pub fn dequantize(blob: &QuantizedBlob) -> Vec<f32> {
     let mut out = vec![0f32; blob.len()];
-    for_each_chunk(blob, &mut out, false);
+    for_each_chunk(blob, &mut out, Op::Store);
     out
 }
 
@@ -92,18 +93,18 @@ pub fn dequantize_accumulate(blob: &QuantizedBlob, acc: &mut [f32]) -> Result<()
             got: acc.len(),
         });
     }
-    for_each_chunk(blob, acc, true);
+    for_each_chunk(blob, acc, Op::Add);
     Ok(())
 }
 
-/// Dequantizes into (or, with `acc`, adds to) `out`, chunks in parallel when large.
-fn for_each_chunk(blob: &QuantizedBlob, out: &mut [f32], acc: bool) {
+/// Applies `op` with the blob's values to `out`, chunks in parallel when large.
+pub(crate) fn for_each_chunk(blob: &QuantizedBlob, out: &mut [f32], op: Op) {
     let (bits, block) = (blob.bits(), blob.block());
     let chunk_blocks = (CHUNK_VALUES / block).max(1);
     let chunk_values = chunk_blocks * block;
     let chunk_bytes = bits.data_len(chunk_values);
     let run =
-        |((o, s), d): ((&mut [f32], &[f32]), &[u8])| chunk::dequantize(bits, block, s, d, o, acc);
+        |((o, s), d): ((&mut [f32], &[f32]), &[u8])| chunk::dequantize(bits, block, s, d, o, op);
     let (scales, data) = (blob.scales(), blob.data());
     if out.len() < PARALLEL_MIN {
         let chunks = out

@@ -1,5 +1,8 @@
 //! Error feedback: what quantization dropped this round is sent in a later one.
 
+use rayon::prelude::*;
+
+use crate::block::Op;
 use crate::{KernelError, QuantConfig, QuantizedBlob, cpu};
 
 /// Error feedback kept by a sender between rounds: the residual not yet sent.
@@ -39,16 +42,25 @@ impl ErrorFeedback {
                 got: delta.len(),
             });
         }
-        let input: Vec<f32> = delta
-            .iter()
-            .zip(&self.residual)
-            .map(|(d, r)| d + r)
-            .collect();
-        let blob = cpu::quantize(&input, cfg, seed)?;
-        let sent = cpu::dequantize(&blob);
-        for ((r, x), s) in self.residual.iter_mut().zip(&input).zip(&sent) {
-            *r = x - s;
+        let mut input = vec![0f32; delta.len()];
+        let sum = |((x, d), r): ((&mut f32, &f32), &f32)| *x = d + r;
+        if delta.len() < cpu::PARALLEL_MIN {
+            input
+                .iter_mut()
+                .zip(delta)
+                .zip(&self.residual)
+                .for_each(sum);
+        } else {
+            input
+                .par_iter_mut()
+                .zip(delta)
+                .zip(&self.residual)
+                .for_each(sum);
         }
+        let blob = cpu::quantize(&input, cfg, seed)?;
+        // What was not sent: input − q·scale, rounded once, in place.
+        cpu::for_each_chunk(&blob, &mut input, Op::Subtract);
+        self.residual = input;
         Ok(blob)
     }
 
