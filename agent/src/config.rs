@@ -1,0 +1,175 @@
+//! Plain configuration structs: the model's shape, the inner and outer optimisers,
+//! and the data layout. Presets are named after where they run.
+
+use crowdtrain_kernels::QuantConfig;
+
+/// The shape of the decoder (nanoGPT's `GPTConfig`). Byte-level, so `vocab` is 256.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    /// Token vocabulary (256 for bytes).
+    pub vocab: usize,
+    /// Longest context the position table covers.
+    pub block_size: usize,
+    /// Number of transformer blocks.
+    pub n_layer: usize,
+    /// Attention heads per block.
+    pub n_head: usize,
+    /// Width of the residual stream.
+    pub n_embd: usize,
+}
+
+impl ModelConfig {
+    /// CI-sized: about 0.1M parameters, trains in seconds.
+    pub fn tiny() -> Self {
+        Self {
+            vocab: 256,
+            block_size: 64,
+            n_layer: 2,
+            n_head: 4,
+            n_embd: 64,
+        }
+    }
+
+    /// A real CPU run: about 3.2M parameters.
+    pub fn small() -> Self {
+        Self {
+            vocab: 256,
+            block_size: 128,
+            n_layer: 4,
+            n_head: 8,
+            n_embd: 256,
+        }
+    }
+
+    /// GPT-2-small shapes (12 × 768, 1024 context) for GPU hosts.
+    pub fn gpt2() -> Self {
+        Self {
+            vocab: 256,
+            block_size: 1024,
+            n_layer: 12,
+            n_head: 12,
+            n_embd: 768,
+        }
+    }
+
+    /// A preset by name (`tiny`, `small`, `gpt2`).
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "tiny" => Some(Self::tiny()),
+            "small" => Some(Self::small()),
+            "gpt2" => Some(Self::gpt2()),
+            _ => None,
+        }
+    }
+
+    /// Number of trainable parameters (the output head is tied to `wte`).
+    pub fn param_count(&self) -> usize {
+        let d = self.n_embd;
+        let per_block = 2 * d
+            + (3 * d * d + 3 * d)
+            + (d * d + d)
+            + 2 * d
+            + (4 * d * d + 4 * d)
+            + (4 * d * d + d);
+        self.vocab * d + self.block_size * d + self.n_layer * per_block + 2 * d
+    }
+}
+
+/// The inner optimiser (AdamW) and its learning-rate schedule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InnerConfig {
+    /// Sequences per step per worker.
+    pub batch: usize,
+    /// Tokens per sequence (at most the model's `block_size`).
+    pub seq_len: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    /// Linear warmup steps.
+    pub warmup_steps: u64,
+    /// Steps over which the cosine decays (the whole run's inner steps).
+    pub total_steps: u64,
+    /// Decoupled weight decay on matrices (not on norms, biases).
+    pub weight_decay: f64,
+    /// Adam's first-moment decay.
+    pub beta1: f64,
+    /// Adam's second-moment decay.
+    pub beta2: f64,
+    /// Adam's denominator guard.
+    pub eps: f64,
+}
+
+impl InnerConfig {
+    /// nanoGPT-like defaults for a run of `total_steps` inner steps.
+    pub fn new(batch: usize, seq_len: usize, total_steps: u64) -> Self {
+        Self {
+            batch,
+            seq_len,
+            lr: 3e-3,
+            min_lr: 3e-4,
+            warmup_steps: (total_steps / 20).max(1),
+            total_steps,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+        }
+    }
+
+    /// Learning rate at global inner step `step`: linear warmup, then cosine to `min_lr`.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        if step >= self.total_steps {
+            return self.min_lr;
+        }
+        let span = (self.total_steps - self.warmup_steps).max(1) as f64;
+        let progress = (step - self.warmup_steps) as f64 / span;
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        self.min_lr + cosine * (self.lr - self.min_lr)
+    }
+
+    /// Tokens one worker processes per inner step.
+    pub fn tokens_per_step(&self) -> u64 {
+        (self.batch * self.seq_len) as u64
+    }
+}
+
+/// The outer optimiser: Nesterov momentum on the averaged pseudo-gradient.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OuterConfig {
+    /// Outer learning rate (DiLoCo uses 0.7).
+    pub lr: f32,
+    /// Outer momentum (DiLoCo uses 0.9).
+    pub momentum: f32,
+}
+
+impl Default for OuterConfig {
+    fn default() -> Self {
+        Self {
+            lr: 0.7,
+            momentum: 0.9,
+        }
+    }
+}
+
+/// Everything every participant of a run must agree on to reach the same bits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    /// The run's identifier (its contract account): feeds every derived seed.
+    pub run_id: String,
+    /// The model shape.
+    pub model: ModelConfig,
+    /// The inner optimiser.
+    pub inner: InnerConfig,
+    /// The outer optimiser.
+    pub outer: OuterConfig,
+    /// Inner steps per round (H).
+    pub inner_steps: u32,
+    /// Pseudo-gradient compression.
+    pub quant: QuantConfig,
+    /// How many contiguous shards the training text is cut into.
+    pub shards: u32,
+}

@@ -1,0 +1,199 @@
+//! `crowdtrain simulate` as a library: K DiLoCo workers exchanging blobs in memory for
+//! R rounds, and the baseline — synchronous data-parallel training over the same
+//! tokens with full-precision gradients averaged every step.
+
+use crate::checkpoint::Checkpoint;
+use crate::config::RunConfig;
+use crate::data::{Batch, Corpus};
+use crate::model::Gpt;
+use crate::round::{PeerBlob, WorkerState, aggregate, train_local};
+use crate::seeds::{Purpose, derive_seed};
+use crate::train::{eval_loss, train_step};
+use crate::{Result, adamw::AdamW};
+use candle_core::Device;
+use crowdtrain_protocol::Hash32;
+
+/// A simulation: the run, how many workers, how many rounds, how much evaluation.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The shared run configuration.
+    pub run: RunConfig,
+    /// Number of workers (K).
+    pub workers: u32,
+    /// Number of rounds (R).
+    pub rounds: u32,
+    /// Held-out batches per evaluation.
+    pub eval_batches: usize,
+}
+
+impl SimConfig {
+    /// Inner steps over the whole simulation (for the learning-rate schedule).
+    pub fn total_inner_steps(&self) -> u64 {
+        self.rounds as u64 * self.run.inner_steps as u64
+    }
+}
+
+/// One row of the per-round table for one method (round 0 = before training).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundStats {
+    /// Round number (0 = initial weights).
+    pub round: u32,
+    /// Tokens trained on so far, all workers together.
+    pub tokens: u64,
+    /// Mean training loss over the round's steps (NaN for round 0).
+    pub train_loss: f32,
+    /// Held-out loss of the weights at the end of the round.
+    pub heldout_loss: f32,
+    /// Bytes each worker sent during the round.
+    pub bytes_per_worker: u64,
+    /// The round's checkpoint hash (DiLoCo only).
+    pub checkpoint: Option<Hash32>,
+}
+
+/// Runs K DiLoCo workers for R rounds; `tick` is called after every inner step.
+pub fn run_diloco(
+    sim: &SimConfig,
+    corpus: &Corpus,
+    device: &Device,
+    tick: &mut dyn FnMut(),
+) -> Result<Vec<RoundStats>> {
+    let run = &sim.run;
+    let eval = eval_set(sim, corpus);
+    let model = Gpt::new(
+        run.model,
+        derive_seed(Purpose::Init, &run.run_id, 0, 0),
+        device,
+    )?;
+    let mut ck = Checkpoint::from_model(&model)?;
+    let mut stats = vec![initial_row(&model, &eval, Some(ck.hash()?))?];
+    let mut workers: Vec<WorkerState> = (0..sim.workers)
+        .map(|_| WorkerState::new(ck.params.len()))
+        .collect();
+    let mut tokens = 0;
+    for round in 0..sim.rounds as u64 {
+        let mut blobs = Vec::new();
+        let mut loss_sum = 0.0f64;
+        let mut steps = 0usize;
+        let mut bytes = 0u64;
+        for (k, worker) in workers.iter_mut().enumerate() {
+            let work = train_local(run, corpus, &model, &ck, round, k as u32, worker)?;
+            for _ in 0..work.inner_steps {
+                tick();
+            }
+            loss_sum += work.step_losses.iter().map(|&l| l as f64).sum::<f64>();
+            steps += work.step_losses.len();
+            tokens += work.tokens;
+            bytes = bytes.max(work.blob_bytes.len() as u64);
+            blobs.push(PeerBlob {
+                peer: format!("worker-{k}"),
+                bytes: work.blob_bytes,
+            });
+        }
+        let agg = aggregate(run, round, &ck, &blobs)?;
+        ck = agg.checkpoint;
+        model.set_flat(&ck.params)?;
+        stats.push(RoundStats {
+            round: round as u32 + 1,
+            tokens,
+            train_loss: (loss_sum / steps.max(1) as f64) as f32,
+            heldout_loss: eval_loss(&model, &eval)?,
+            bytes_per_worker: bytes,
+            checkpoint: Some(agg.hash),
+        });
+        tracing::info!(round, checkpoint = %agg.hash, "round aggregated");
+    }
+    Ok(stats)
+}
+
+/// The baseline: one model, every step trained on the K workers' batches of that step
+/// at once. The mean loss over the concatenated batch has exactly the average of the
+/// K workers' gradients, which is what synchronous data parallelism all-reduces
+/// (4 bytes per parameter per worker per step).
+pub fn run_sync(
+    sim: &SimConfig,
+    corpus: &Corpus,
+    device: &Device,
+    tick: &mut dyn FnMut(),
+) -> Result<Vec<RoundStats>> {
+    let run = &sim.run;
+    let eval = eval_set(sim, corpus);
+    let model = Gpt::new(
+        run.model,
+        derive_seed(Purpose::Init, &run.run_id, 0, 0),
+        device,
+    )?;
+    let mut opt = AdamW::new(model.params())?;
+    let mut stats = vec![initial_row(&model, &eval, None)?];
+    let grad_bytes = 4 * run.model.param_count() as u64;
+    let h = run.inner_steps;
+    let mut tokens = 0;
+    for round in 0..sim.rounds as u64 {
+        let per_worker: Vec<Vec<Batch>> = (0..sim.workers)
+            .map(|k| {
+                corpus.round_batches(
+                    &run.run_id,
+                    round,
+                    k,
+                    run.shards,
+                    h,
+                    run.inner.batch,
+                    run.inner.seq_len,
+                )
+            })
+            .collect();
+        let mut loss_sum = 0.0f64;
+        for step in 0..h as usize {
+            let joined = concat(per_worker.iter().map(|w| &w[step]));
+            let global_step = round * h as u64 + step as u64;
+            loss_sum += train_step(&model, &mut opt, &joined, global_step, &run.inner)? as f64;
+            tokens += joined.tokens();
+            tick();
+        }
+        stats.push(RoundStats {
+            round: round as u32 + 1,
+            tokens,
+            train_loss: (loss_sum / h.max(1) as f64) as f32,
+            heldout_loss: eval_loss(&model, &eval)?,
+            bytes_per_worker: grad_bytes * h as u64,
+            checkpoint: None,
+        });
+    }
+    Ok(stats)
+}
+
+fn eval_set(sim: &SimConfig, corpus: &Corpus) -> Vec<Batch> {
+    corpus.eval_batches(
+        &sim.run.run_id,
+        sim.eval_batches,
+        sim.run.inner.batch,
+        sim.run.inner.seq_len,
+    )
+}
+
+fn initial_row(model: &Gpt, eval: &[Batch], checkpoint: Option<Hash32>) -> Result<RoundStats> {
+    Ok(RoundStats {
+        round: 0,
+        tokens: 0,
+        train_loss: f32::NAN,
+        heldout_loss: eval_loss(model, eval)?,
+        bytes_per_worker: 0,
+        checkpoint,
+    })
+}
+
+/// Stacks batches of equal sequence length into one.
+fn concat<'a>(batches: impl Iterator<Item = &'a Batch>) -> Batch {
+    let mut out = Batch {
+        batch: 0,
+        seq_len: 0,
+        inputs: Vec::new(),
+        targets: Vec::new(),
+    };
+    for b in batches {
+        out.batch += b.batch;
+        out.seq_len = b.seq_len;
+        out.inputs.extend_from_slice(&b.inputs);
+        out.targets.extend_from_slice(&b.targets);
+    }
+    out
+}
