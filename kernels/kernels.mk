@@ -1,6 +1,6 @@
 # kernels: targets added to PREPARE/CHECKS/BENCHES/DEMOS (see the top-level Makefile).
 
-.PHONY: kernels-cuda-wheels kernels-ptx-check kernels-bench
+.PHONY: kernels-cuda-wheels kernels-cxx kernels-ptx-check kernels-bench
 
 # NVRTC (libnvrtc.so.12) and ptxas from PyPI, installed with `pip --target` under
 # target/ (never system-wide): enough to compile and assemble the CUDA kernels on a
@@ -15,11 +15,17 @@ $(KERNELS_CUDA_STAMP):
 	@python3 -m pip --version >/dev/null 2>&1 || { \
 		echo "kernels: installing python3-pip (needed for the CUDA wheels)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip; }
-	python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+	python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
 		--upgrade --target $(KERNELS_CUDA_WHEELS) \
 		nvidia-cuda-nvrtc-cu12==$(KERNELS_CUDA_VERSION) nvidia-cuda-nvcc-cu12==$(KERNELS_CUDA_VERSION)
 	chmod +x $(KERNELS_CUDA_WHEELS)/nvidia/cuda_nvcc/bin/ptxas
 	touch $@
+
+# A C++20 compiler for tests/cuda_on_cpu.rs, which runs the CUDA sources on the CPU.
+kernels-cxx:
+	@command -v c++ >/dev/null 2>&1 || { \
+		echo "kernels: installing g++ (runs the CUDA kernels' source on the CPU in tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++; }
 
 # Every kernel through NVRTC and ptxas for sm_80 and sm_90; fails on a compile error,
 # a fused/approximate instruction or a register spill. Never skips.
@@ -30,6 +36,6 @@ kernels-ptx-check: kernels-cuda-wheels
 kernels-bench:
 	cargo run --release -p crowdtrain-kernels --example bench
 
-PREPARE += kernels-cuda-wheels
+PREPARE += kernels-cuda-wheels kernels-cxx
 CHECKS += kernels-ptx-check
 BENCHES += kernels-bench

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::lcg_values;
+use common::{awkward_values as input, lcg_values};
 use crowdtrain_kernels::cuda::{self, CudaQuantizer, CudaWheels};
 use crowdtrain_kernels::{Bits, KernelError, QuantConfig, dequantize_accumulate, quantize};
 
@@ -23,23 +23,6 @@ fn gpu() -> Result<CudaQuantizer, String> {
         return Err(why);
     }
     CudaQuantizer::new().map_err(|e| e.to_string())
-}
-
-/// Inputs that exercise every branch: magnitudes from 1e-30 to 1e30, exact ties,
-/// all-zero blocks, subnormals.
-fn input(n: usize) -> Vec<f32> {
-    let mut x = lcg_values(n, n as u64, 1.0);
-    for (i, v) in x.iter_mut().enumerate() {
-        match (i / 64) % 7 {
-            0 => *v = 0.0,
-            1 => *v *= 1e-30,
-            2 => *v *= 1e30,
-            3 => *v = (i % 255) as f32 - 127.0 + 0.5, // ties at scale 1
-            4 => *v *= 1e-40,                         // subnormal
-            _ => {}
-        }
-    }
-    x
 }
 
 #[test]

@@ -14,3 +14,21 @@ pub fn lcg_values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Inputs that exercise every branch of the kernels: magnitudes from 1e-30 to 1e30,
+/// exact ties, all-zero blocks, subnormals.
+#[allow(dead_code)] // not every test file uses it
+pub fn awkward_values(n: usize) -> Vec<f32> {
+    let mut x = lcg_values(n, n as u64, 1.0);
+    for (i, v) in x.iter_mut().enumerate() {
+        match (i / 64) % 7 {
+            0 => *v = 0.0,
+            1 => *v *= 1e-30,
+            2 => *v *= 1e30,
+            3 => *v = (i % 255) as f32 - 127.0 + 0.5, // ties at scale 1
+            4 => *v *= 1e-40,                         // subnormal
+            _ => {}
+        }
+    }
+    x
+}
