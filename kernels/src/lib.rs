@@ -5,6 +5,8 @@
 //! every thread count and every backend. The exact arithmetic is written down in
 //! [`block`]'s module docs; the wire layout in [`blob`]'s.
 
+#![warn(missing_docs)]
+
 mod backend;
 pub mod blob;
 pub mod block;
