@@ -4,6 +4,8 @@
 //! the bytes never depend on the number of threads. The inner loops are plain loops
 //! over slices that the compiler vectorises.
 
+use std::borrow::Borrow;
+
 use rayon::prelude::*;
 
 use crate::block::Op;
@@ -95,6 +97,67 @@ pub fn dequantize_accumulate(blob: &QuantizedBlob, acc: &mut [f32]) -> Result<()
     }
     for_each_chunk(blob, acc, Op::Add);
     Ok(())
+}
+
+/// Largest piece [`dequantize_accumulate_all`] works on (values).
+const PIECE_MAX: usize = 1 << 16;
+
+/// Adds every blob to `acc` in the order given: the same bits as one
+/// [`dequantize_accumulate`] per blob, but `acc` crosses memory once instead of once per
+/// blob (each piece of it stays in cache while every blob is added to it).
+///
+/// All lengths are checked first, so on error `acc` is unchanged.
+pub fn dequantize_accumulate_all<B: Borrow<QuantizedBlob> + Sync>(
+    blobs: &[B],
+    acc: &mut [f32],
+) -> Result<(), KernelError> {
+    if let Some(b) = blobs
+        .iter()
+        .map(Borrow::borrow)
+        .find(|b| b.len() != acc.len())
+    {
+        return Err(KernelError::LengthMismatch {
+            expected: b.len(),
+            got: acc.len(),
+        });
+    }
+    // A piece must hold whole blocks of every blob.
+    let lcm = blobs.iter().fold(1, |l, b| lcm(l, b.borrow().block()));
+    if lcm > PIECE_MAX {
+        for b in blobs {
+            for_each_chunk(b.borrow(), acc, Op::Add);
+        }
+        return Ok(());
+    }
+    let piece = lcm * (PIECE_MAX / 4 / lcm).max(1);
+    let run = |(p, out): (usize, &mut [f32])| {
+        let start = p * piece;
+        for b in blobs.iter().map(Borrow::borrow) {
+            let (bits, block) = (b.bits(), b.block());
+            let first = start / block;
+            let scales = &b.scales()[first..first + out.len().div_ceil(block)];
+            let at = bits.data_len(start); // start is a multiple of the (even) block
+            let data = &b.data()[at..at + bits.data_len(out.len())];
+            chunk::dequantize(bits, block, scales, data, out, Op::Add);
+        }
+    };
+    if acc.len() < PARALLEL_MIN {
+        acc.chunks_mut(piece).enumerate().for_each(run);
+    } else {
+        acc.par_chunks_mut(piece).enumerate().for_each(run);
+    }
+    Ok(())
+}
+
+/// Least common multiple (inputs are block sizes: nonzero).
+fn lcm(a: usize, b: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    a / gcd(a, b) * b
 }
 
 /// Applies `op` with the blob's values to `out`, chunks in parallel when large.

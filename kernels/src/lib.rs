@@ -22,6 +22,8 @@ mod stochastic;
 pub use backend::Backend;
 pub use blob::QuantizedBlob;
 pub use config::{BLOCK_ALIGN, Bits, MAX_BLOCK, QuantConfig};
-pub use cpu::{dequantize, dequantize_accumulate, quantize, quantize_into};
+pub use cpu::{
+    dequantize, dequantize_accumulate, dequantize_accumulate_all, quantize, quantize_into,
+};
 pub use error::KernelError;
 pub use feedback::ErrorFeedback;

@@ -293,3 +293,67 @@ fn quantize_into_reuses_a_blob_and_matches_quantize() {
     assert!(blob.is_empty() && blob.scales().is_empty() && blob.data().is_empty());
     assert_eq!(blob.to_bytes().len(), blob.wire_len());
 }
+
+#[test]
+fn accumulating_all_blobs_at_once_gives_the_sequential_bits() {
+    use crowdtrain_kernels::dequantize_accumulate_all;
+    let configs = [
+        QuantConfig::int8(),
+        QuantConfig::int4(),
+        QuantConfig {
+            bits: Bits::Int8,
+            block: 32,
+        },
+        QuantConfig {
+            bits: Bits::Int4,
+            block: 96,
+        },
+    ];
+    // Small and ragged, large enough for the parallel path, and block sizes whose
+    // least common multiple is too large for one piece (the fallback).
+    let huge_lcm = [
+        QuantConfig {
+            bits: Bits::Int8,
+            block: 65536,
+        },
+        QuantConfig {
+            bits: Bits::Int4,
+            block: 65504,
+        },
+    ];
+    for (n, cfgs) in [
+        (1001, &configs[..]),
+        ((1 << 19) + 5, &configs[..]),
+        (70_001, &huge_lcm[..]),
+    ] {
+        let blobs: Vec<_> = cfgs
+            .iter()
+            .enumerate()
+            .map(|(k, &cfg)| {
+                quantize(&lcg_values(n, k as u64, 1.0 + k as f32), cfg, k as u64).unwrap()
+            })
+            .collect();
+        let start = lcg_values(n, 99, 0.5);
+        let mut one_by_one = start.clone();
+        for b in &blobs {
+            dequantize_accumulate(b, &mut one_by_one).unwrap();
+        }
+        let mut all = start.clone();
+        dequantize_accumulate_all(&blobs, &mut all).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&all), bits(&one_by_one), "n={n}");
+    }
+    let blobs = [
+        quantize(&[1.0; 10], QuantConfig::int8(), 0).unwrap(),
+        quantize(&[1.0; 9], QuantConfig::int8(), 0).unwrap(),
+    ];
+    let mut acc = vec![0.5f32; 10];
+    assert_eq!(
+        dequantize_accumulate_all(&blobs, &mut acc),
+        Err(KernelError::LengthMismatch {
+            expected: 9,
+            got: 10
+        })
+    );
+    assert_eq!(acc, vec![0.5; 10], "unchanged on error");
+}

@@ -4,7 +4,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use crowdtrain_kernels::{QuantConfig, dequantize_accumulate, quantize, quantize_into};
+use crowdtrain_kernels::{
+    QuantConfig, dequantize_accumulate, dequantize_accumulate_all, quantize, quantize_into,
+};
 use rayon::prelude::*;
 
 #[cfg(feature = "cuda")]
@@ -12,6 +14,8 @@ mod gpu;
 
 /// 64 MiB of f32 input per run.
 const BYTES: usize = 64 << 20;
+/// Blobs a receiver adds per round in the multi-peer rows.
+const PEERS: usize = 8;
 /// Timings per kernel; the best is reported.
 const REPS: usize = 7;
 
@@ -53,6 +57,7 @@ fn main() {
     let b8 = quantize(&x, int8, 1).expect("finite input");
     let b4 = quantize(&x, int4, 1).expect("finite input");
     let (mut r8, mut r4) = (b8.clone(), b4.clone());
+    let peers = vec![b8.clone(); PEERS];
     let mut acc = vec![0f32; n];
     let mut dst = vec![0f32; n];
     let mut q = vec![0i8; n];
@@ -112,6 +117,20 @@ fn main() {
             measure(
                 "int4 dequantize-accumulate",
                 gbps(|| dequantize_accumulate(&b4, &mut acc).expect("len")),
+            );
+            // A receiver's round: PEERS blobs into one sum (GB/s of all their f32 input).
+            measure(
+                "int8 × 8 peers, one dequantize_accumulate each",
+                PEERS as f64
+                    * gbps(|| {
+                        for b in &peers {
+                            dequantize_accumulate(b, &mut acc).expect("len");
+                        }
+                    }),
+            );
+            measure(
+                "int8 × 8 peers, dequantize_accumulate_all",
+                PEERS as f64 * gbps(|| dequantize_accumulate_all(&peers, &mut acc).expect("len")),
             );
         });
     }
