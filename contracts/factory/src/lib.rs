@@ -170,3 +170,131 @@ impl Factory {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use near_sdk::mock::MockAction;
+    use near_sdk::test_utils::{VMContextBuilder, get_created_receipts, get_logs};
+    use near_sdk::{PromiseResult, testing_env};
+
+    fn ctx(caller: &str, deposit: u128, results: Vec<PromiseResult>) {
+        let c = VMContextBuilder::new()
+            .current_account_id("factory.test.near".parse().unwrap())
+            .predecessor_account_id(caller.parse().unwrap())
+            .attached_deposit(NearToken::from_yoctonear(deposit))
+            .build();
+        testing_env!(
+            c,
+            near_sdk::test_vm_config(),
+            near_sdk::RuntimeFeesConfig::test(),
+            Default::default(),
+            results
+        );
+    }
+
+    fn panic_message(f: impl FnOnce()) -> String {
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("should fail");
+        e.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn create_run_deploys_the_embedded_wasm_and_calls_new() {
+        if RUN_WASM.is_empty() {
+            eprintln!("skipped: the factory was built without the run wasm (run `make contracts`)");
+            return;
+        }
+        ctx("alice.near", 0, vec![]);
+        let mut f = Factory::new();
+        let deposit = required_deposit();
+        ctx("alice.near", deposit, vec![]);
+        let config = json!({ "owner": "alice.near" });
+        let _ = f.create_run("demo".into(), config.clone());
+        let receipts = get_created_receipts();
+        assert_eq!(receipts[0].receiver_id.as_str(), "demo.factory.test.near");
+        let actions = &receipts[0].actions;
+        assert!(matches!(actions[0], MockAction::CreateAccount { .. }));
+        assert!(
+            matches!(&actions[1], MockAction::Transfer { deposit: d, .. } if d.as_yoctonear() == deposit)
+        );
+        assert!(matches!(&actions[2], MockAction::DeployContract { code, .. } if code == RUN_WASM));
+        match &actions[3] {
+            MockAction::FunctionCallWeight {
+                method_name, args, ..
+            } => {
+                assert_eq!(method_name, b"new");
+                let args: Value = serde_json::from_slice(args).unwrap();
+                assert_eq!(args, json!({ "config": config }));
+            }
+            other => panic!("expected the call to new, got {other:?}"),
+        }
+        // Success records the run.
+        ctx(
+            "factory.test.near",
+            0,
+            vec![PromiseResult::Successful(vec![])],
+        );
+        assert!(f.on_run_created(
+            "demo.factory.test.near".parse().unwrap(),
+            "alice.near".parse().unwrap(),
+            U128(deposit)
+        ));
+        let runs = f.runs(None, None);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].creator.as_str(), "alice.near");
+        assert!(get_logs()[0].contains("\"event\":\"run_deployed\""));
+        ctx("alice.near", deposit, vec![]);
+        let msg = panic_message(|| {
+            let _ = f.create_run("demo".into(), json!({}));
+        });
+        assert!(
+            msg.contains("demo.factory.test.near already exists"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_failed_creation_refunds_the_creator() {
+        ctx("alice.near", 0, vec![]);
+        let mut f = Factory::new();
+        ctx("factory.test.near", 0, vec![PromiseResult::Failed]);
+        assert!(!f.on_run_created(
+            "demo.factory.test.near".parse().unwrap(),
+            "alice.near".parse().unwrap(),
+            U128(7)
+        ));
+        let receipts = get_created_receipts();
+        assert_eq!(receipts[0].receiver_id.as_str(), "alice.near");
+        assert!(
+            matches!(&receipts[0].actions[0], MockAction::Transfer { deposit, .. } if deposit.as_yoctonear() == 7)
+        );
+        assert!(f.runs(None, None).is_empty());
+    }
+
+    #[test]
+    fn bad_names_and_small_deposits_are_refused() {
+        ctx("alice.near", 0, vec![]);
+        let mut f = Factory::new();
+        if RUN_WASM.is_empty() {
+            // Without the wasm, create_run says how to get it.
+            ctx("alice.near", 10u128.pow(25), vec![]);
+            let msg = panic_message(|| {
+                let _ = f.create_run("demo".into(), json!({}));
+            });
+            assert!(msg.contains("make contracts"), "{msg}");
+        } else {
+            for bad in ["", "Demo", "a.b", "-x", &"x".repeat(33)] {
+                ctx("alice.near", required_deposit(), vec![]);
+                let msg = panic_message(|| {
+                    let _ = f.create_run(bad.to_string(), json!({}));
+                });
+                assert!(msg.contains("the run name must be"), "{bad}: {msg}");
+            }
+            ctx("alice.near", required_deposit() - 1, vec![]);
+            let msg = panic_message(|| {
+                let _ = f.create_run("demo".into(), json!({}));
+            });
+            assert!(msg.contains("attach at least"), "{msg}");
+        }
+    }
+}

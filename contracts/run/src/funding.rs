@@ -107,8 +107,7 @@ impl Run {
             "refunds open only if the funding goal is missed by the deadline"
         );
         let account_id = env::predecessor_account_id();
-        let holder = self.internal_settled_holder(&account_id);
-        let shares = holder.balance;
+        let shares = self.holders.get(&account_id).map_or(0, |h| h.balance);
         require!(shares > 0, "you hold no shares to refund");
         self.internal_burn(&account_id, shares, "refund");
         self.refunded += shares;

@@ -34,9 +34,9 @@ pub use config::RunConfig;
 pub use crowdtrain_protocol::{Hash32, Receipt};
 pub use funding::{FundingPhase, FundingStatus};
 pub use holder::Holder;
-pub use providers::{Provider, ProviderView};
+pub use providers::{Provider, ProviderStatus, ProviderView};
 pub use revenue::Pending;
-pub use rounds::{Checkpoint, Credit, RoundState, StoredReceipt};
+pub use rounds::{Checkpoint, Credit, CreditStatus, Finalization, RoundState, StoredReceipt};
 pub use views::{RunInfo, TreasuryView};
 
 use math::U256;

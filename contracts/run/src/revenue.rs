@@ -5,7 +5,7 @@
 //! royalties (after settling) + royalties_claimed + reward_carry + revenue_waiting.
 
 use crate::RunExt;
-use crate::math::one_yocto_scaled;
+use crate::math::{U256, one_yocto_scaled};
 use crate::{Holder, Run, events};
 use near_sdk::json_types::U128;
 use near_sdk::serde_json::json;
@@ -44,6 +44,19 @@ impl Run {
         let incoming = amount + std::mem::take(&mut self.revenue_waiting);
         let numerator = one_yocto_scaled().mul_u128(incoming).add(self.reward_carry);
         let (per_share, carry) = numerator.div_rem_floor(self.total_supply);
+        self.reward_per_share = self.reward_per_share.add(per_share);
+        self.reward_carry = carry;
+    }
+
+    /// Hands sub-yocto dust of a closed account to the remaining holders at once, so
+    /// the carried remainder stays below one yocto.
+    pub(crate) fn internal_redistribute_dust(&mut self, dust: U256) {
+        let pool = self.reward_carry.add(dust);
+        if self.total_supply == 0 {
+            self.reward_carry = pool;
+            return;
+        }
+        let (per_share, carry) = pool.div_rem_floor(self.total_supply);
         self.reward_per_share = self.reward_per_share.add(per_share);
         self.reward_carry = carry;
     }

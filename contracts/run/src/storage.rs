@@ -20,9 +20,9 @@ impl Run {
         holder: &Holder,
     ) {
         let (_, dust) = holder.royalties_scaled.to_yocto_floor();
-        self.reward_carry = self.reward_carry.add(dust);
         self.holder_storage_held -= holder.storage_deposit;
         self.holders.remove(account_id);
+        self.internal_redistribute_dust(dust);
     }
 
     fn internal_storage_balance(&self, account_id: &AccountId) -> Option<StorageBalance> {

@@ -1,0 +1,383 @@
+//! Rounds: signed receipts (including the protocol's pinned vector), quorum,
+//! finalization, disputes, settlement, and every wrong way to call them.
+
+mod common;
+use common::*;
+use crowdtrain_protocol::{Receipt, blob_set_digest, sha256};
+use crowdtrain_run::{CreditStatus, Run};
+use near_sdk::json_types::Base64VecU8;
+
+/// The protocol crate's pinned vector (contracts/protocol/tests/vectors.rs).
+const VECTOR_PUBLIC_KEY: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+const VECTOR_SIGNATURE: &str = concat!(
+    "e1f2edf67b6e9423e5f1459906b760c7210f222674e508ab012faa306ebbf382",
+    "1235b8be59cfee64b02ab4fcff2f8ff94b8626bff93d87b08d8c74c90cf8ec0b"
+);
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn vector_receipt() -> Receipt {
+    Receipt {
+        run: "demo.factory.test.near".into(),
+        round: 3,
+        provider: "alice.test.near".into(),
+        base_checkpoint: sha256(b"checkpoint 2"),
+        result_checkpoint: sha256(b"checkpoint 3"),
+        blob: sha256(b"alice blob"),
+        blob_set: blob_set_digest(&[sha256(b"bob blob"), sha256(b"alice blob")]),
+        inner_steps: 50,
+        tokens: 409_600,
+        loss_start: 3.25,
+        loss_end: 2.5,
+        unix_ms: 1_795_000_000_000,
+    }
+}
+
+const A: &str = "alice.test.near";
+const B: &str = "bob.test.near";
+const C: &str = "carol.test.near";
+
+/// A funded run with alice (the vector key, seed 7), bob (8) and carol (9) registered.
+fn run_with_providers() -> Run {
+    let mut run = new_run();
+    fund(&mut run);
+    register(&mut run, A, 7, 3_000);
+    register(&mut run, B, 8, 3_000);
+    register(&mut run, C, 9, 3_000);
+    run
+}
+
+fn submit(run: &mut Run, r: &Receipt, seed: u8, now_ms: u64) {
+    call("relayer.near", 0, now_ms);
+    run.submit_receipt(r.clone(), sign(r, &signing_key(seed)));
+}
+
+/// Alice and bob agree on round `round`; it is finalized at `now_ms`.
+fn agree_and_finalize(run: &mut Run, round: u64, now_ms: u64) {
+    let set = [A, B];
+    submit(
+        run,
+        &receipt(round, A, ckpt(round - 1), ckpt(round), &set),
+        7,
+        now_ms,
+    );
+    submit(
+        run,
+        &receipt(round, B, ckpt(round - 1), ckpt(round), &set),
+        8,
+        now_ms,
+    );
+    call("anyone.near", 0, now_ms);
+    run.finalize_round(round, vec![blob(A, round), blob(B, round)], None);
+}
+
+#[test]
+fn the_contract_verifies_the_receipt_the_agent_signs() {
+    let mut run = run_with_providers();
+    assert_eq!(
+        signing_key(7).verifying_key().as_bytes().to_vec(),
+        unhex(VECTOR_PUBLIC_KEY)
+    );
+    agree_and_finalize(&mut run, 1, 4_000);
+    agree_and_finalize(&mut run, 2, 5_000);
+    assert_eq!(run.run_info().checkpoint.hash, sha256(b"checkpoint 2"));
+
+    // A tampered signature is refused; the pinned one is accepted.
+    let mut bad = unhex(VECTOR_SIGNATURE);
+    bad[0] ^= 1;
+    call("relayer.near", 0, 6_000);
+    assert_fails("the signature does not match", || {
+        run.submit_receipt(vector_receipt(), Base64VecU8(bad))
+    });
+    call("relayer.near", 0, 6_000);
+    run.submit_receipt(vector_receipt(), Base64VecU8(unhex(VECTOR_SIGNATURE)));
+
+    let mut bob = vector_receipt();
+    bob.provider = B.into();
+    bob.blob = sha256(b"bob blob");
+    submit(&mut run, &bob, 8, 6_000);
+    call("anyone.near", 0, 6_000);
+    let cp = run.finalize_round(
+        3,
+        vec![sha256(b"bob blob"), sha256(b"alice blob")],
+        Some("iroh:blob".into()),
+    );
+    assert_eq!(
+        (cp.hash, cp.uri.as_str()),
+        (sha256(b"checkpoint 3"), "iroh:blob")
+    );
+    assert_eq!(run.checkpoint(3).unwrap(), cp);
+    assert_eq!(run.receipts(3).len(), 2);
+    assert_eq!(run.receipts(3)[0].receipt, vector_receipt());
+}
+
+#[test]
+fn receipts_that_do_not_fit_are_refused_with_a_reason() {
+    let mut run = new_run();
+    register(&mut run, A, 7, 1_500);
+    let set = [A, B];
+    let r1 = receipt(1, A, ckpt(0), ckpt(1), &set);
+    call("relayer.near", 0, 1_600);
+    assert_fails("rounds open once the funding goal is reached", || {
+        run.submit_receipt(r1.clone(), sign(&r1, &signing_key(7)))
+    });
+    fund(&mut run);
+    register(&mut run, B, 8, 3_000);
+
+    let cases: Vec<(&str, Receipt, u8)> = vec![
+        ("signature does not match", r1.clone(), 8),
+        (
+            "is for run other.near, not for demo.factory.test.near",
+            Receipt {
+                run: "other.near".into(),
+                ..r1.clone()
+            },
+            7,
+        ),
+        (
+            "receipt is for round 2, but the open round is 1",
+            Receipt {
+                round: 2,
+                ..r1.clone()
+            },
+            7,
+        ),
+        (
+            "but the last finalized checkpoint is",
+            Receipt {
+                base_checkpoint: ckpt(5),
+                ..r1.clone()
+            },
+            7,
+        ),
+        (
+            "this run trains 50 inner steps",
+            Receipt {
+                inner_steps: 49,
+                ..r1.clone()
+            },
+            7,
+        ),
+        (
+            "tokens must be 1 to 1000000",
+            Receipt {
+                tokens: 1_000_001,
+                ..r1.clone()
+            },
+            7,
+        ),
+        (
+            "losses must be finite",
+            Receipt {
+                loss_end: f32::INFINITY,
+                ..r1.clone()
+            },
+            7,
+        ),
+        (
+            "not a registered provider",
+            Receipt {
+                provider: "mallory.near".into(),
+                ..r1.clone()
+            },
+            7,
+        ),
+        (
+            "not a valid NEAR account id",
+            Receipt {
+                provider: "Not An Account".into(),
+                ..r1.clone()
+            },
+            7,
+        ),
+    ];
+    for (needle, r, seed) in cases {
+        call("relayer.near", 0, 4_000);
+        // Signed correctly unless the case is about the signature (NaN-free losses
+        // sign fine; an infinite loss still has borsh bytes).
+        let sig = if r.losses_are_finite() {
+            sign(&r, &signing_key(seed))
+        } else {
+            Base64VecU8(vec![0; 64])
+        };
+        assert_fails(needle, || run.submit_receipt(r, sig));
+    }
+    call("relayer.near", 0, 4_000);
+    assert_fails("base64 of the 64 ed25519 signature bytes", || {
+        run.submit_receipt(r1.clone(), Base64VecU8(vec![1; 63]))
+    });
+
+    submit(&mut run, &r1, 7, 4_000);
+    call("relayer.near", 0, 4_001);
+    assert_fails(
+        "alice.test.near already posted a receipt for round 1",
+        || run.submit_receipt(r1.clone(), sign(&r1, &signing_key(7))),
+    );
+
+    // One receipt is no quorum; neither is a blob set nobody signed.
+    call("anyone.near", 0, 4_100);
+    assert_fails("no quorum: 1 of the 2 receipts needed", || {
+        run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None)
+    });
+    submit(&mut run, &receipt(1, B, ckpt(0), ckpt(1), &set), 8, 4_200);
+    call("anyone.near", 0, 4_300);
+    assert_fails("no quorum: 0 of the 2", || {
+        run.finalize_round(1, vec![blob(A, 1)], None)
+    });
+    assert_fails("round 2 cannot be finalized: the open round is 1", || {
+        run.finalize_round(2, vec![blob(A, 1), blob(B, 1)], None)
+    });
+    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
+    // A receipt for a finalized round is now from the past.
+    call("relayer.near", 0, 4_400);
+    assert_fails("receipt is for round 1, but the open round is 2", || {
+        run.submit_receipt(r1.clone(), sign(&r1, &signing_key(7)))
+    });
+}
+
+#[test]
+fn disagreeing_receipts_and_blobs_outside_the_set_earn_nothing() {
+    let mut run = run_with_providers();
+    let set = [A, B];
+    submit(&mut run, &receipt(1, A, ckpt(0), ckpt(1), &set), 7, 4_000);
+    submit(&mut run, &receipt(1, B, ckpt(0), ckpt(1), &set), 8, 4_000);
+    // carol computed a different checkpoint.
+    submit(
+        &mut run,
+        &receipt(1, C, ckpt(0), sha256(b"wrong"), &set),
+        9,
+        4_000,
+    );
+    call("anyone.near", 0, 4_000);
+    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
+    let fin = run.round(1).unwrap().finalization.unwrap();
+    let credited: Vec<String> = fin.credits.iter().map(|c| c.provider.to_string()).collect();
+    assert_eq!(credited, vec![A.to_string(), B.to_string()]);
+    assert_eq!(fin.result_checkpoint, ckpt(1));
+}
+
+#[test]
+fn credits_settle_after_the_window_into_payments_and_shares() {
+    let mut run = run_with_providers();
+    agree_and_finalize(&mut run, 1, 4_000);
+    let treasury = run.treasury().treasury.0;
+    call("anyone.near", 0, 4_000 + WINDOW_MS - 1);
+    assert_fails("round 1 settles at 14000 (unix ms)", || run.settle_round(1));
+    call("anyone.near", 0, 4_000 + WINDOW_MS);
+    run.settle_round(1);
+    assert_fails("round 1 is already settled", || run.settle_round(1));
+    assert_fails("round 2 is not finalized", || run.settle_round(2));
+    let pay = PRICE * 1_000;
+    assert_eq!(run.pending(acc(A)).compute_payments.0, pay);
+    assert_eq!(bal(&run, A), SHARES_PER_TOKEN * 1_000);
+    assert_eq!(run.treasury().treasury.0, treasury - 2 * pay);
+    call(A, 0, 20_000);
+    run.claim().detach();
+    assert_eq!(transfers(), vec![(acc(A), pay)]);
+    call(A, 0, 20_001);
+    assert_fails("nothing to claim yet", || run.claim());
+}
+
+#[test]
+fn an_auditor_dispute_voids_the_credit_and_slashes_the_bond_to_holders() {
+    let mut run = run_with_providers();
+    agree_and_finalize(&mut run, 1, 4_000);
+    call("bob.test.near", 0, 5_000);
+    assert_fails("only the run's auditors may dispute", || {
+        run.dispute(1, acc(B), "bad".into())
+    });
+    call("auditor.near", 0, 5_000);
+    assert_fails("carol.test.near has no credit in round 1", || {
+        run.dispute(1, acc(C), "x".into())
+    });
+    assert_fails("round 2 is not finalized", || {
+        run.dispute(2, acc(B), "x".into())
+    });
+    run.dispute(1, acc(B), "replayed shard 3: loss differs".into());
+    assert_fails("already disputed", || {
+        run.dispute(1, acc(B), "again".into())
+    });
+    call("auditor.near", 0, 4_000 + WINDOW_MS);
+    assert_fails("the challenge window of round 1 closed at 14000", || {
+        run.dispute(1, acc(A), "late".into())
+    });
+    // The slashed bond is revenue: the funder (the only holder) gets it all.
+    assert_eq!(run.treasury().revenue_in.0, BOND);
+    // (less at most one yocto of rounding dust, carried to the next payment).
+    let royalties = run.pending(acc("funder.near")).royalties.0;
+    assert!(royalties == BOND || royalties == BOND - 1, "{royalties}");
+    assert_eq!(run.treasury().bonds_held.0, 2 * BOND);
+    call("anyone.near", 0, 4_000 + WINDOW_MS);
+    run.settle_round(1);
+    let fin = run.round(1).unwrap().finalization.unwrap();
+    assert!(matches!(
+        fin.credits[1].status,
+        CreditStatus::Disputed { .. }
+    ));
+    assert!(matches!(
+        fin.credits[0].status,
+        CreditStatus::Settled { .. }
+    ));
+    assert_eq!(bal(&run, B), 0);
+    assert_eq!(run.pending(acc(B)).compute_payments.0, 0);
+    // A slashed provider can no longer post receipts, and leaves with its storage only.
+    let r = receipt(2, B, ckpt(1), ckpt(2), &[A, B]);
+    call("relayer.near", 0, 20_000);
+    assert_fails("is not an active provider", || {
+        run.submit_receipt(r.clone(), sign(&r, &signing_key(8)))
+    });
+    call(B, 0, 20_000);
+    run.exit_provider().unwrap().detach();
+    let back = sent();
+    assert!(back > 0 && back < NEAR, "storage only: {back}");
+}
+
+#[test]
+fn a_paused_run_takes_no_receipts_or_finalization() {
+    let mut run = run_with_providers();
+    let r = receipt(1, A, ckpt(0), ckpt(1), &[A, B]);
+    call("alice.test.near", 0, 4_000);
+    assert_fails("only the run's owner", || run.pause());
+    call("owner.near", 0, 4_000);
+    run.pause();
+    assert_fails("already paused", || run.pause());
+    call("relayer.near", 0, 4_000);
+    assert_fails("paused", || {
+        run.submit_receipt(r.clone(), sign(&r, &signing_key(7)))
+    });
+    assert_fails("paused", || run.finalize_round(1, vec![], None));
+    assert_fails("only the run's owner", || run.unpause());
+    call("owner.near", 0, 4_000);
+    run.unpause();
+    submit(&mut run, &r, 7, 4_000);
+}
+
+#[test]
+fn the_treasury_pays_until_it_runs_dry_and_shares_keep_coming() {
+    let mut run = run_with_providers();
+    let mut now = 4_000;
+    let mut round = 1;
+    // ~101 NEAR treasury, 2 NEAR per round (2 × 1000 tokens × 1e-3 NEAR): ~51 rounds.
+    while run.treasury().treasury.0 > 0 {
+        agree_and_finalize(&mut run, round, now);
+        now += WINDOW_MS;
+        call("anyone.near", 0, now);
+        run.settle_round(round);
+        round += 1;
+    }
+    let paid = run.pending(acc(A)).compute_payments.0 + run.pending(acc(B)).compute_payments.0;
+    assert_eq!(paid, run.treasury().raised.0);
+    agree_and_finalize(&mut run, round, now);
+    call("anyone.near", 0, now + WINDOW_MS);
+    run.settle_round(round);
+    assert_eq!(bal(&run, A), round as u128 * SHARES_PER_TOKEN * 1_000);
+    let fin = run.round(round).unwrap().finalization.unwrap();
+    assert!(
+        matches!(&fin.credits[0].status, CreditStatus::Settled { payment, .. } if payment.0 == 0)
+    );
+}
