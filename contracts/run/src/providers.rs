@@ -98,18 +98,21 @@ impl Run {
         );
         let bond = self.config.provider_bond.0;
         let byte_cost = env::storage_byte_cost().as_yoctonear();
-        let before = env::storage_usage();
         let provider = Provider {
             signing_key: signing_key.clone(),
             node_id: node_id.clone(),
             bond,
-            storage_deposit: 0,
+            storage_deposit: u128::MAX,
             status: ProviderStatus::Active,
         };
+        // Measure the record's bytes by writing it once and taking it back, so a
+        // refused registration leaves nothing behind.
+        let before = env::storage_usage();
         self.providers.insert(account_id.clone(), provider.clone());
         self.providers.flush();
-        // Charge the record's bytes plus room for storage_deposit to grow.
-        let record_cost = u128::from(env::storage_usage() - before + 16) * byte_cost;
+        let record_cost = u128::from(env::storage_usage() - before) * byte_cost;
+        self.providers.remove(&account_id);
+        self.providers.flush();
         let holder_cost = if self.holders.contains_key(&account_id) {
             0
         } else {
