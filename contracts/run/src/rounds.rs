@@ -154,6 +154,15 @@ impl Run {
         );
     }
 
+    fn internal_is_active_provider(&self, provider: &str) -> bool {
+        let Ok(id) = provider.parse::<AccountId>() else {
+            return false;
+        };
+        self.providers
+            .get(&id)
+            .is_some_and(|p| p.status == ProviderStatus::Active)
+    }
+
     fn internal_finalization(&self, round: u64) -> (RoundState, Finalization) {
         let state = self.rounds.get(&round).cloned().unwrap_or_default();
         let fin = state
@@ -226,8 +235,8 @@ impl Run {
     }
 
     /// Finalizes the open round once `quorum` receipts agree on the result
-    /// checkpoint and on the digest of `blob_hashes`. Credits every agreeing
-    /// provider whose own blob is in the set. `checkpoint_uri` defaults to
+    /// checkpoint and on the digest of `blob_hashes`. Credits every agreeing,
+    /// still active provider whose own blob is in the set. `checkpoint_uri` defaults to
     /// `sha256:<hash>` (fetch from peers by content address).
     pub fn finalize_round(
         &mut self,
@@ -273,10 +282,14 @@ impl Run {
                 state.receipts.len()
             )
         );
+        // Only active providers earn: one that started exiting could otherwise take
+        // its bond back before the challenge window of this credit closes.
         let credits: Vec<Credit> = on_set
             .iter()
             .filter(|r| {
-                r.receipt.result_checkpoint == result && blob_hashes.contains(&r.receipt.blob)
+                r.receipt.result_checkpoint == result
+                    && blob_hashes.contains(&r.receipt.blob)
+                    && self.internal_is_active_provider(&r.receipt.provider)
             })
             .map(|r| Credit {
                 provider: r.receipt.provider.parse().expect("checked at submission"),

@@ -381,3 +381,18 @@ fn the_treasury_pays_until_it_runs_dry_and_shares_keep_coming() {
         matches!(&fin.credits[0].status, CreditStatus::Settled { payment, .. } if payment.0 == 0)
     );
 }
+
+#[test]
+fn a_provider_that_starts_exiting_earns_nothing_more_so_its_bond_stays_at_stake() {
+    let mut run = run_with_providers();
+    let set = [A, B];
+    submit(&mut run, &receipt(1, A, ckpt(0), ckpt(1), &set), 7, 4_000);
+    submit(&mut run, &receipt(1, B, ckpt(0), ckpt(1), &set), 8, 4_000);
+    call(B, 0, 4_500);
+    assert!(run.exit_provider().is_none());
+    call("anyone.near", 0, 5_000);
+    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
+    let fin = run.round(1).unwrap().finalization.unwrap();
+    assert_eq!(fin.credits.len(), 1);
+    assert_eq!(fin.credits[0].provider.as_str(), A);
+}
