@@ -1,1 +1,17 @@
-# sandbox-tests: targets added to PREPARE/CHECKS/BENCHES/DEMOS (see the top-level Makefile).
+# sandbox-tests: the local chain (`crowdtrain-localnet`) and the scenarios run on it.
+#   make sandbox-test                               scenarios on the in-process local chain
+#   NEAR_SANDBOX_BIN_PATH=/path/neard make sandbox-test   the same scenarios on a real neard sandbox
+#   make localnet                                   run the chain for the agent or by hand
+# The tests compile their WAT contracts themselves, so nothing needs preparing yet;
+# the crowdtrain scenarios will depend on `make contracts` (contracts/contracts.mk).
+
+.PHONY: sandbox-test localnet
+
+LOCALNET_PORT ?= 3030
+LOCALNET_HOME ?= $(HOME)/.crowdtrain/localnet
+
+sandbox-test:
+	cargo test -p crowdtrain-sandbox-tests --all-targets
+
+localnet:
+	cargo run --release -p crowdtrain-sandbox-tests --bin crowdtrain-localnet -- --port $(LOCALNET_PORT) --home $(LOCALNET_HOME)
