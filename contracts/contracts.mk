@@ -34,6 +34,8 @@ contracts: contracts-toolchain
 	@mkdir -p $(CONTRACTS_OUT)
 	$(CONTRACTS_BUILD) -p crowdtrain-run
 	@cp $(CONTRACTS_WASM_DIR)/crowdtrain_run.wasm $(CONTRACTS_OUT)/crowdtrain_run.wasm
+	@# A wasm export named `round` clashes with libm's `round` (see the script).
+	@python3 contracts/rename_export.py $(CONTRACTS_OUT)/crowdtrain_run.wasm round_view round
 	$(CONTRACTS_BUILD) -p crowdtrain-factory
 	@cp $(CONTRACTS_WASM_DIR)/crowdtrain_factory.wasm $(CONTRACTS_OUT)/crowdtrain_factory.wasm
 	@for f in $(CONTRACTS_OUT)/crowdtrain_run.wasm $(CONTRACTS_OUT)/crowdtrain_factory.wasm; do \

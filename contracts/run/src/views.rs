@@ -70,7 +70,9 @@ impl Run {
     }
 
     /// Receipts, finalization and credits of round `round` (null if nothing posted).
-    pub fn round(&self, round: u64) -> Option<RoundState> {
+    /// The wasm exports it as `round`: `make contracts` renames the export, since a
+    /// symbol named `round` clashes with libm's (contracts/rename_export.py).
+    pub fn round_view(&self, round: u64) -> Option<RoundState> {
         self.rounds.get(&round).cloned()
     }
 

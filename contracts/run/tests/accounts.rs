@@ -276,6 +276,8 @@ fn views_describe_a_fresh_run() {
     );
     assert_eq!(info.checkpoint.hash, ckpt(0));
     assert_eq!(run.checkpoint(0).unwrap().uri, "sha256:initial");
-    assert!(run.checkpoint(1).is_none() && run.round(1).is_none() && run.receipts(1).is_empty());
+    assert!(
+        run.checkpoint(1).is_none() && run.round_view(1).is_none() && run.receipts(1).is_empty()
+    );
     assert_eq!(run.treasury().treasury.0, 0);
 }

@@ -255,7 +255,7 @@ fn disagreeing_receipts_and_blobs_outside_the_set_earn_nothing() {
     );
     call("anyone.near", 0, 4_000);
     run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
-    let fin = run.round(1).unwrap().finalization.unwrap();
+    let fin = run.round_view(1).unwrap().finalization.unwrap();
     let credited: Vec<String> = fin.credits.iter().map(|c| c.provider.to_string()).collect();
     assert_eq!(credited, vec![A.to_string(), B.to_string()]);
     assert_eq!(fin.result_checkpoint, ckpt(1));
@@ -314,7 +314,7 @@ fn an_auditor_dispute_voids_the_credit_and_slashes_the_bond_to_holders() {
     assert_eq!(run.treasury().bonds_held.0, 2 * BOND);
     call("anyone.near", 0, 4_000 + WINDOW_MS);
     run.settle_round(1);
-    let fin = run.round(1).unwrap().finalization.unwrap();
+    let fin = run.round_view(1).unwrap().finalization.unwrap();
     assert!(matches!(
         fin.credits[1].status,
         CreditStatus::Disputed { .. }
@@ -376,7 +376,7 @@ fn the_treasury_pays_until_it_runs_dry_and_shares_keep_coming() {
     call("anyone.near", 0, now + WINDOW_MS);
     run.settle_round(round);
     assert_eq!(bal(&run, A), round as u128 * SHARES_PER_TOKEN * 1_000);
-    let fin = run.round(round).unwrap().finalization.unwrap();
+    let fin = run.round_view(round).unwrap().finalization.unwrap();
     assert!(
         matches!(&fin.credits[0].status, CreditStatus::Settled { payment, .. } if payment.0 == 0)
     );
@@ -392,7 +392,7 @@ fn a_provider_that_starts_exiting_earns_nothing_more_so_its_bond_stays_at_stake(
     assert!(run.exit_provider().is_none());
     call("anyone.near", 0, 5_000);
     run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
-    let fin = run.round(1).unwrap().finalization.unwrap();
+    let fin = run.round_view(1).unwrap().finalization.unwrap();
     assert_eq!(fin.credits.len(), 1);
     assert_eq!(fin.credits[0].provider.as_str(), A);
 }
