@@ -2,7 +2,7 @@
 //! signature from a fixed key. The agent signs and the contract verifies these exact
 //! bytes; if an encoding ever changes, this test fails before a chain does.
 
-use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
+use crowdtrain_protocol::{Receipt, blob_set_digest, sha256};
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 
 /// The secret seed of the fixed test key (never used outside tests).
