@@ -2,15 +2,15 @@
 #   make sandbox-test                               scenarios on the in-process local chain
 #   NEAR_SANDBOX_BIN_PATH=/path/neard make sandbox-test   the same scenarios on a real neard sandbox
 #   make localnet                                   run the chain for the agent or by hand
-# The tests compile their WAT contracts themselves, so nothing needs preparing yet;
-# the crowdtrain scenarios will depend on `make contracts` (contracts/contracts.mk).
+# The chain tests compile their WAT contracts themselves; the crowdtrain tests load
+# target/contracts/*.wasm, built by `make contracts` (contracts/contracts.mk, in PREPARE).
 
 .PHONY: sandbox-test localnet
 
 LOCALNET_PORT ?= 3030
 LOCALNET_HOME ?= $(HOME)/.crowdtrain/localnet
 
-sandbox-test:
+sandbox-test: contracts
 	cargo test -p crowdtrain-sandbox-tests --all-targets
 
 localnet:

@@ -93,8 +93,8 @@ fn unsupported(what: &str) -> VMLogicError {
 }
 
 impl External for RuntimeExt<'_> {
-    fn storage_set<'b>(
-        &'b mut self,
+    fn storage_set(
+        &mut self,
         _tracker: &mut dyn StorageAccessTracker,
         key: &[u8],
         value: &[u8],

@@ -145,6 +145,11 @@ pub fn apply_receipt(
             gas_price.saturating_mul(gas_refund as u128),
         );
     }
+    // The contract's share of the gas its code burnt (0 since protocol 87).
+    let reward = &config.fees.burnt_gas_reward;
+    let reward_gas =
+        effects.burnt as u128 * *reward.numer() as u128 / (*reward.denom()).max(1) as u128;
+    credit(state, &r.receiver_id, reward_gas * gas_price);
     ReceiptOutcome {
         logs: effects.logs,
         gas_burnt: Gas::from_gas(gas_burnt),

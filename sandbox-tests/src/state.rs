@@ -159,12 +159,15 @@ impl State {
     }
 }
 
+/// One storage entry on disk: key, value.
+type Entry = (Vec<u8>, Vec<u8>);
+
 /// The on-disk form of [`State`].
 #[derive(BorshSerialize, BorshDeserialize)]
 struct Snapshot {
     accounts: Vec<(AccountId, Account)>,
     keys: Vec<(AccountId, PublicKey, AccessKey)>,
-    storage: Vec<(AccountId, Vec<(Vec<u8>, Vec<u8>)>)>,
+    storage: Vec<(AccountId, Vec<Entry>)>,
     code: Vec<Vec<u8>>,
 }
 

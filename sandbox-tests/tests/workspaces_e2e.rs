@@ -26,7 +26,7 @@ async fn deploy_call_and_view_a_contract() {
     let code = contract.view_code().await.unwrap();
     assert_eq!(code, test_contract());
     let state = contract.view_state().await.unwrap();
-    assert_eq!(state.get(&b"k".to_vec()), Some(&b"v1".to_vec()));
+    assert_eq!(state.get(b"k".as_slice()), Some(&b"v1".to_vec()));
     let account = contract.view_account().await.unwrap();
     assert!(account.storage_usage > test_contract().len() as u64);
 }
