@@ -596,3 +596,43 @@ fn a_chain_with_a_home_survives_a_restart() {
         1
     );
 }
+
+#[test]
+fn a_transfer_to_an_implicit_account_creates_it_with_the_key_its_name_spells() {
+    let mut t = Tester::new();
+    let sk = key("implicit owner");
+    let near_crypto::PublicKey::ED25519(pk) = sk.public_key() else {
+        unreachable!("ed25519 key")
+    };
+    let name: String = pk.0.iter().map(|b| format!("{b:02x}")).collect();
+    let out = t
+        .tx(
+            "test.near",
+            &name,
+            vec![Action::Transfer(TransferAction {
+                deposit: Balance::from_yoctonear(2 * NEAR),
+            })],
+        )
+        .unwrap();
+    assert_success(&out);
+    assert_eq!(t.balance(&name), 2 * NEAR);
+    // The owner of the key can now spend from it.
+    let nonce = t
+        .chain
+        .view_access_key(&id(&name), &sk.public_key())
+        .unwrap()
+        .nonce;
+    t.keys.insert(name.clone(), sk);
+    t.nonces.insert(name.clone(), nonce);
+    let out = t
+        .tx(
+            &name,
+            "test.near",
+            vec![Action::Transfer(TransferAction {
+                deposit: Balance::from_yoctonear(NEAR),
+            })],
+        )
+        .unwrap();
+    assert_success(&out);
+    assert_eq!(t.balance(&name), NEAR - burnt(&out));
+}

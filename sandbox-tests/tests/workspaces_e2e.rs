@@ -165,3 +165,18 @@ async fn concurrent_transactions_from_one_account_all_land() {
     let v = contract.view("get").await.unwrap().result;
     assert!(v.starts_with(b"v"));
 }
+
+#[tokio::test]
+async fn async_transactions_are_polled_to_their_final_outcome() {
+    let net = start().await;
+    let contract = net.worker.dev_deploy(&test_contract()).await.unwrap();
+    let status = contract
+        .call("set")
+        .args(b"async".to_vec())
+        .transact_async()
+        .await
+        .unwrap();
+    let out = status.await.unwrap();
+    assert!(out.is_success(), "{out:?}");
+    assert_eq!(contract.view("get").await.unwrap().result, b"async");
+}
