@@ -6,54 +6,10 @@
 
 mod common;
 
+use common::crowdtrain::{burnt, config, wasm};
 use common::*;
 use near_workspaces::types::{Gas, NearToken};
 use serde_json::{Value, json};
-
-fn wasm(name: &str) -> Option<Vec<u8>> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/contracts")
-        .join(name);
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            eprintln!(
-                "skipped: {} not readable ({e}); run `make contracts` first",
-                path.display()
-            );
-            None
-        }
-    }
-}
-
-fn config(owner: &str, now_ms: u64, funding_goal: u128) -> Value {
-    let hash = "00".repeat(32);
-    json!({
-        "owner": owner,
-        "auditors": [],
-        "funding_goal": funding_goal.to_string(),
-        "funding_deadline_ms": (now_ms + 86_400_000).to_string(),
-        "min_deposit": NEAR.to_string(),
-        "provider_bond": NEAR.to_string(),
-        "price_per_token": "1000",
-        "shares_per_token": "1000",
-        "quorum": 1,
-        "challenge_window_ms": "60000",
-        "inner_steps": 10,
-        "max_tokens_per_round": "1000000",
-        "model_spec_hash": hash,
-        "dataset_hash": hash,
-        "initial_checkpoint_hash": hash,
-        "initial_checkpoint_uri": "https://example.invalid/ckpt0",
-    })
-}
-
-fn burnt(out: &near_workspaces::result::ExecutionFinalResult) -> u128 {
-    out.outcomes()
-        .iter()
-        .map(|o| o.tokens_burnt.as_yoctonear())
-        .sum()
-}
 
 #[tokio::test]
 async fn the_factory_creates_a_run_and_refunds_a_failed_one() {

@@ -3,6 +3,8 @@
 //! for direct chain tests, and a near-workspaces worker on the local chain.
 #![allow(dead_code)]
 
+pub mod crowdtrain;
+
 use crowdtrain_localnet::chain::{Chain, ChainConfig};
 use near_crypto::{KeyType, SecretKey};
 use near_primitives::action::Action;
