@@ -104,6 +104,9 @@ pub struct Run {
     bonds_held: u128,
     /// Provider record storage deposits held, in total.
     provider_storage_held: u128,
+    /// Storage of receipts, finalizations and checkpoints, paid from the treasury
+    /// (or by the caller once it is dry) so it never eats into money owed.
+    round_storage_held: u128,
     /// The last finalized round (0 = the initial checkpoint).
     last_finalized: u64,
     /// Rounds with receipts, finalization and credits.
@@ -139,6 +142,7 @@ impl Run {
             providers: IterableMap::new(StorageKey::Providers),
             bonds_held: 0,
             provider_storage_held: 0,
+            round_storage_held: 0,
             last_finalized: 0,
             rounds: LookupMap::new(StorageKey::Rounds),
             checkpoints: LookupMap::new(StorageKey::Checkpoints),

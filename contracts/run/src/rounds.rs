@@ -8,7 +8,7 @@ use crate::{Run, events};
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest};
 use near_sdk::json_types::{Base64VecU8, U64, U128};
 use near_sdk::serde_json::json;
-use near_sdk::{AccountId, env, near, require};
+use near_sdk::{AccountId, NearToken, Promise, env, near, require};
 
 /// Longest dispute reason accepted.
 pub const MAX_REASON_LEN: usize = 512;
@@ -163,6 +163,32 @@ impl Run {
             .is_some_and(|p| p.status == ProviderStatus::Active)
     }
 
+    /// Pays for the bytes written since `before` (rounds and checkpoints, flushed by
+    /// the caller): from the treasury while it lasts, otherwise from the attached
+    /// deposit. An attached deposit that was not needed goes back to the caller.
+    /// Without this the run's storage would grow into the money it owes.
+    fn internal_pay_round_storage(&mut self, before: u64) {
+        let bytes = env::storage_usage().saturating_sub(before);
+        let cost = u128::from(bytes) * env::storage_byte_cost().as_yoctonear();
+        let from_treasury = cost.min(self.treasury);
+        let from_caller = cost - from_treasury;
+        let attached = env::attached_deposit().as_yoctonear();
+        require!(
+            attached >= from_caller,
+            format!(
+                "the run's treasury is spent: attach {from_caller} yoctoNEAR ({}) for the {bytes} bytes of storage this call adds",
+                NearToken::from_yoctonear(from_caller).exact_amount_display()
+            )
+        );
+        self.treasury -= from_treasury;
+        self.round_storage_held += cost;
+        if attached > from_caller {
+            Promise::new(env::predecessor_account_id())
+                .transfer(NearToken::from_yoctonear(attached - from_caller))
+                .detach();
+        }
+    }
+
     fn internal_finalization(&self, round: u64) -> (RoundState, Finalization) {
         let state = self.rounds.get(&round).cloned().unwrap_or_default();
         let fin = state
@@ -177,9 +203,12 @@ impl Run {
 impl Run {
     /// Posts a provider's signed receipt for the open round (anyone may relay it).
     /// `signature` is base64 of the 64-byte ed25519 signature over the receipt's
-    /// signing hash, made with the provider's registered key.
+    /// signing hash, made with the provider's registered key. The receipt's storage
+    /// is paid from the treasury; once it is spent, attach it (the excess comes back).
+    #[payable]
     pub fn submit_receipt(&mut self, receipt: Receipt, signature: Base64VecU8) {
         self.assert_not_paused();
+        let storage_before = env::storage_usage();
         require!(
             self.internal_funding_phase() == FundingPhase::Funded,
             "rounds open once the funding goal is reached"
@@ -232,12 +261,16 @@ impl Run {
             submitted_at_ms: env::block_timestamp_ms(),
         });
         self.rounds.insert(round, state);
+        self.rounds.flush();
+        self.internal_pay_round_storage(storage_before);
     }
 
     /// Finalizes the open round once `quorum` receipts agree on the result
     /// checkpoint and on the digest of `blob_hashes`. Credits every agreeing,
     /// still active provider whose own blob is in the set. `checkpoint_uri` defaults to
-    /// `sha256:<hash>` (fetch from peers by content address).
+    /// `sha256:<hash>` (fetch from peers by content address). Storage is paid as in
+    /// `submit_receipt`.
+    #[payable]
     pub fn finalize_round(
         &mut self,
         round: u64,
@@ -245,6 +278,7 @@ impl Run {
         checkpoint_uri: Option<String>,
     ) -> Checkpoint {
         self.assert_not_paused();
+        let storage_before = env::storage_usage();
         let next = self.last_finalized + 1;
         require!(
             round == next,
@@ -321,13 +355,19 @@ impl Run {
         });
         self.rounds.insert(round, state);
         self.checkpoints.insert(round, checkpoint.clone());
+        self.rounds.flush();
+        self.checkpoints.flush();
+        self.internal_pay_round_storage(storage_before);
         self.last_finalized = round;
         checkpoint
     }
 
     /// An auditor voids `provider`'s credit for a finalized `round` inside the
     /// challenge window; the provider's bond is slashed into the revenue pool.
+    /// Storage is paid as in `submit_receipt`.
+    #[payable]
     pub fn dispute(&mut self, round: u64, provider: AccountId, reason: String) {
+        let storage_before = env::storage_usage();
         let auditor = env::predecessor_account_id();
         require!(
             self.config.auditors.contains(&auditor),
@@ -360,6 +400,8 @@ impl Run {
         };
         state.finalization = Some(fin);
         self.rounds.insert(round, state);
+        self.rounds.flush();
+        self.internal_pay_round_storage(storage_before);
         let mut slashed = 0;
         if let Some(mut p) = self.providers.get(&provider).cloned() {
             slashed = std::mem::take(&mut p.bond);
@@ -378,8 +420,11 @@ impl Run {
     /// After the challenge window (anyone may call): pays each undisputed credit
     /// `price_per_token × tokens` from the treasury (as far as it reaches) into the
     /// provider's claimable balance and mints `shares_per_token × tokens` shares.
+    /// Storage is paid as in `submit_receipt`.
+    #[payable]
     pub fn settle_round(&mut self, round: u64) {
         self.assert_not_paused();
+        let storage_before = env::storage_usage();
         let (mut state, mut fin) = self.internal_finalization(round);
         require!(!fin.settled, format!("round {round} is already settled"));
         let opens = fin.finalized_at_ms + self.config.challenge_window_ms.0;
@@ -401,6 +446,8 @@ impl Run {
         fin.settled = true;
         state.finalization = Some(fin);
         self.rounds.insert(round, state);
+        self.rounds.flush();
+        self.internal_pay_round_storage(storage_before);
     }
 }
 

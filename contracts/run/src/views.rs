@@ -30,7 +30,7 @@ pub struct RunInfo {
 #[near(serializers = [json])]
 #[derive(Clone, Debug, PartialEq)]
 pub struct TreasuryView {
-    /// Left to pay compute (deposits − refunds − compute credited).
+    /// Left to pay compute (deposits − refunds − compute credited − round storage).
     pub treasury: U128,
     /// Raised by funding deposits.
     pub raised: U128,
@@ -46,8 +46,10 @@ pub struct TreasuryView {
     pub royalties_claimed: U128,
     /// Provider bonds held.
     pub bonds_held: U128,
-    /// Storage deposits held (share accounts and provider records).
+    /// Storage paid for (share accounts, provider records, rounds).
     pub storage_held: U128,
+    /// The part of `storage_held` that pays for receipts, finalizations and checkpoints.
+    pub round_storage: U128,
 }
 
 #[near]
@@ -100,7 +102,10 @@ impl Run {
             revenue_in: U128(self.revenue_in),
             royalties_claimed: U128(self.royalties_claimed),
             bonds_held: U128(self.bonds_held),
-            storage_held: U128(self.holder_storage_held + self.provider_storage_held),
+            storage_held: U128(
+                self.holder_storage_held + self.provider_storage_held + self.round_storage_held,
+            ),
+            round_storage: U128(self.round_storage_held),
         }
     }
 }

@@ -59,20 +59,19 @@ fn submit(run: &mut Run, r: &Receipt, seed: u8, now_ms: u64) {
 
 /// Alice and bob agree on round `round`; it is finalized at `now_ms`.
 fn agree_and_finalize(run: &mut Run, round: u64, now_ms: u64) {
+    agree_and_finalize_attaching(run, round, now_ms, 0);
+}
+
+/// As `agree_and_finalize`, each call attaching `deposit` (for storage once the
+/// treasury is spent).
+fn agree_and_finalize_attaching(run: &mut Run, round: u64, now_ms: u64, deposit: u128) {
     let set = [A, B];
-    submit(
-        run,
-        &receipt(round, A, ckpt(round - 1), ckpt(round), &set),
-        7,
-        now_ms,
-    );
-    submit(
-        run,
-        &receipt(round, B, ckpt(round - 1), ckpt(round), &set),
-        8,
-        now_ms,
-    );
-    call("anyone.near", 0, now_ms);
+    for (who, seed) in [(A, 7), (B, 8)] {
+        let r = receipt(round, who, ckpt(round - 1), ckpt(round), &set);
+        call("relayer.near", deposit, now_ms);
+        run.submit_receipt(r.clone(), sign(&r, &signing_key(seed)));
+    }
+    call("anyone.near", deposit, now_ms);
     run.finalize_round(round, vec![blob(A, round), blob(B, round)], None);
 }
 
@@ -265,7 +264,7 @@ fn disagreeing_receipts_and_blobs_outside_the_set_earn_nothing() {
 fn credits_settle_after_the_window_into_payments_and_shares() {
     let mut run = run_with_providers();
     agree_and_finalize(&mut run, 1, 4_000);
-    let treasury = run.treasury().treasury.0;
+    let before = run.treasury();
     call("anyone.near", 0, 4_000 + WINDOW_MS - 1);
     assert_fails("round 1 settles at 14000 (unix ms)", || run.settle_round(1));
     call("anyone.near", 0, 4_000 + WINDOW_MS);
@@ -275,7 +274,11 @@ fn credits_settle_after_the_window_into_payments_and_shares() {
     let pay = PRICE * 1_000;
     assert_eq!(run.pending(acc(A)).compute_payments.0, pay);
     assert_eq!(bal(&run, A), SHARES_PER_TOKEN * 1_000);
-    assert_eq!(run.treasury().treasury.0, treasury - 2 * pay);
+    let storage = run.treasury().round_storage.0 - before.round_storage.0;
+    assert_eq!(
+        run.treasury().treasury.0,
+        before.treasury.0 - 2 * pay - storage
+    );
     call(A, 0, 20_000);
     run.claim().detach();
     assert_eq!(transfers(), vec![(acc(A), pay)]);
@@ -364,17 +367,33 @@ fn the_treasury_pays_until_it_runs_dry_and_shares_keep_coming() {
     let mut round = 1;
     // ~101 NEAR treasury, 2 NEAR per round (2 × 1000 tokens × 1e-3 NEAR): ~51 rounds.
     while run.treasury().treasury.0 > 0 {
-        agree_and_finalize(&mut run, round, now);
+        agree_and_finalize_attaching(&mut run, round, now, NEAR);
         now += WINDOW_MS;
-        call("anyone.near", 0, now);
+        call("anyone.near", NEAR, now);
         run.settle_round(round);
         round += 1;
     }
     let paid = run.pending(acc(A)).compute_payments.0 + run.pending(acc(B)).compute_payments.0;
-    assert_eq!(paid, run.treasury().raised.0);
-    agree_and_finalize(&mut run, round, now);
-    call("anyone.near", 0, now + WINDOW_MS);
+    let t = run.treasury();
+    // The treasury went to compute and round storage (the caller attached the
+    // storage of the settlement that emptied it), nothing else.
+    assert!(paid < t.raised.0 && t.raised.0 - paid <= t.round_storage.0);
+    // Spent: the storage of the next round's receipts is the caller's to attach.
+    // (Carol's: the mocked chain keeps what a failed call wrote, the real one not.)
+    let r = receipt(round, C, ckpt(round - 1), ckpt(round), &[A, B]);
+    call("relayer.near", 0, now);
+    assert_fails("the run's treasury is spent: attach", || {
+        run.submit_receipt(r.clone(), sign(&r, &signing_key(9)))
+    });
+    agree_and_finalize_attaching(&mut run, round, now, NEAR);
+    let held = run.treasury().storage_held.0;
+    call("anyone.near", NEAR, now + WINDOW_MS);
     run.settle_round(round);
+    // The caller paid the storage settling added; the rest of its deposit came back.
+    let cost = run.treasury().storage_held.0 - held;
+    assert!(cost > 0);
+    assert_eq!(transfers(), vec![(acc("anyone.near"), NEAR - cost)]);
+    assert_eq!(run.treasury().treasury.0, 0);
     assert_eq!(bal(&run, A), round as u128 * SHARES_PER_TOKEN * 1_000);
     let fin = run.round_view(round).unwrap().finalization.unwrap();
     assert!(
@@ -395,4 +414,34 @@ fn a_provider_that_starts_exiting_earns_nothing_more_so_its_bond_stays_at_stake(
     let fin = run.round_view(1).unwrap().finalization.unwrap();
     assert_eq!(fin.credits.len(), 1);
     assert_eq!(fin.credits[0].provider.as_str(), A);
+}
+
+#[test]
+fn receipts_and_rounds_pay_their_storage_from_the_treasury_not_from_money_owed() {
+    let mut run = run_with_providers();
+    let byte_cost = near_sdk::env::storage_byte_cost().as_yoctonear();
+    let r = receipt(1, A, ckpt(0), ckpt(1), &[A, B]);
+    let before = run.treasury();
+    call("relayer.near", 0, 4_000);
+    run.submit_receipt(r.clone(), sign(&r, &signing_key(7)));
+    let after = run.treasury();
+    // A stored receipt takes a few hundred bytes; the treasury pays them into the
+    // storage bucket, so every bucket of money owed stays fully backed.
+    let cost = before.treasury.0 - after.treasury.0;
+    assert!(cost >= 200 * byte_cost, "receipt storage cost {cost}");
+    assert_eq!(after.storage_held.0, before.storage_held.0 + cost);
+    assert_eq!(after.round_storage.0, cost);
+    // Finalizing stores the finalization and the checkpoint: paid the same way.
+    let r = receipt(1, B, ckpt(0), ckpt(1), &[A, B]);
+    call("relayer.near", 0, 4_000);
+    run.submit_receipt(r.clone(), sign(&r, &signing_key(8)));
+    let before = run.treasury();
+    call("anyone.near", NEAR, 4_000);
+    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
+    let after = run.treasury();
+    let cost = before.treasury.0 - after.treasury.0;
+    assert!(cost >= 100 * byte_cost, "finalization storage cost {cost}");
+    assert_eq!(after.storage_held.0, before.storage_held.0 + cost);
+    // The treasury paid, so the attached deposit comes back whole.
+    assert_eq!(transfers(), vec![(acc("anyone.near"), NEAR)]);
 }
