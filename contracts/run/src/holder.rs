@@ -78,6 +78,8 @@ impl Run {
             .checked_add(amount)
             .expect("supply overflow");
         self.holders.insert(account_id.clone(), holder);
+        // Revenue paid while no shares existed goes to the first shares minted.
+        self.internal_release_waiting();
         FtMint {
             owner_id: account_id,
             amount: U128(amount),

@@ -36,12 +36,18 @@ impl Run {
     /// carrying the remainder into the next distribution.
     pub(crate) fn internal_distribute_rounding_down(&mut self, amount: u128) {
         self.revenue_in += amount;
-        if self.total_supply == 0 {
-            // Nobody to pay yet: the next distribution with holders takes it.
-            self.revenue_waiting += amount;
+        self.revenue_waiting += amount;
+        self.internal_release_waiting();
+    }
+
+    /// Splits the revenue waiting (paid while no shares existed) over the shares
+    /// outstanding, if there are any now. Called after every payment and every
+    /// mint, so revenue never waits for a later payment that may not come.
+    pub(crate) fn internal_release_waiting(&mut self) {
+        if self.total_supply == 0 || self.revenue_waiting == 0 {
             return;
         }
-        let incoming = amount + std::mem::take(&mut self.revenue_waiting);
+        let incoming = std::mem::take(&mut self.revenue_waiting);
         let numerator = one_yocto_scaled().mul_u128(incoming).add(self.reward_carry);
         let (per_share, carry) = numerator.div_rem_floor(self.total_supply);
         self.reward_per_share = self.reward_per_share.add(per_share);
