@@ -1,0 +1,142 @@
+//! Receipts the run contract must refuse on chain, signed with real ed25519 keys:
+//! a bad signature, a replay, a receipt for another run. Each refusal leaves the
+//! round's receipts as they were.
+
+mod common;
+
+use base64::Engine;
+use common::crowdtrain::{config, create_run, deploy_factory, wasm};
+use common::*;
+use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
+use near_crypto::{SecretKey, Signature};
+use near_workspaces::types::NearToken;
+use serde_json::{Value, json};
+
+fn signed(receipt: &Receipt, sk: &SecretKey) -> Value {
+    let Signature::ED25519(sig) = sk.sign(&receipt.signing_hash().0) else {
+        unreachable!("ed25519 key")
+    };
+    let signature = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
+    json!({"receipt": receipt, "signature": signature})
+}
+
+#[tokio::test]
+async fn bad_signatures_replays_and_foreign_receipts_are_refused() {
+    let (Some(factory_wasm), Some(_)) =
+        (wasm("crowdtrain_factory.wasm"), wasm("crowdtrain_run.wasm"))
+    else {
+        return;
+    };
+    let net = start().await;
+    let root = net.worker.root_account().unwrap();
+    let factory = deploy_factory(&root, &factory_wasm).await;
+    let now_ms = net.worker.view_block().await.unwrap().timestamp() / 1_000_000;
+    let (out, run) = create_run(
+        &root,
+        &factory,
+        "rej",
+        config("test.near", now_ms, 5 * NEAR),
+    )
+    .await;
+    assert!(out.is_success(), "{out:?}");
+    let funder = root
+        .create_subaccount("funder")
+        .initial_balance(NearToken::from_near(20))
+        .transact()
+        .await
+        .unwrap()
+        .unwrap();
+    let out = funder
+        .call(&run, "deposit")
+        .deposit(NearToken::from_near(6))
+        .transact()
+        .await
+        .unwrap();
+    assert!(out.is_success(), "{out:?}");
+
+    let provider = root
+        .create_subaccount("p1")
+        .initial_balance(NearToken::from_near(20))
+        .transact()
+        .await
+        .unwrap()
+        .unwrap();
+    let signing = SecretKey::from_seed(near_crypto::KeyType::ED25519, "p1 signing key");
+    let out = provider
+        .call(&run, "register_provider")
+        .args_json(json!({"signing_key": signing.public_key().to_string(), "node_id": "node-1"}))
+        .deposit(NearToken::from_near(2))
+        .transact()
+        .await
+        .unwrap();
+    assert!(out.is_success(), "{out:?}");
+
+    let blob = sha256(b"p1 pseudo-gradient");
+    let receipt = Receipt {
+        run: run.to_string(),
+        round: 1,
+        provider: provider.id().to_string(),
+        base_checkpoint: Hash32::default(),
+        result_checkpoint: sha256(b"checkpoint 1"),
+        blob,
+        blob_set: blob_set_digest(&[blob]),
+        inner_steps: 10,
+        tokens: 1000,
+        loss_start: 2.5,
+        loss_end: 2.0,
+        unix_ms: now_ms,
+    };
+    let submit = |args: Value| {
+        let provider = provider.clone();
+        let run = run.clone();
+        async move {
+            provider
+                .call(&run, "submit_receipt")
+                .args_json(args)
+                .max_gas()
+                .transact()
+                .await
+                .unwrap()
+        }
+    };
+    let receipts = || async {
+        let v: Value = net
+            .worker
+            .view(&run, "receipts")
+            .args_json(json!({"round": 1}))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        v.as_array().unwrap().len()
+    };
+
+    let stranger = SecretKey::from_seed(near_crypto::KeyType::ED25519, "not the provider");
+    let out = submit(signed(&receipt, &stranger)).await;
+    assert!(
+        format!("{:?}", out.failures()).contains("the signature does not match"),
+        "{out:?}"
+    );
+    assert_eq!(receipts().await, 0);
+
+    let out = submit(signed(&receipt, &signing)).await;
+    assert!(out.is_success(), "{out:?}");
+    assert_eq!(receipts().await, 1);
+
+    let out = submit(signed(&receipt, &signing)).await;
+    assert!(
+        format!("{:?}", out.failures()).contains("already posted a receipt"),
+        "{out:?}"
+    );
+
+    let foreign = Receipt {
+        run: "other.factory.test.near".into(),
+        ..receipt.clone()
+    };
+    let out = submit(signed(&foreign, &signing)).await;
+    assert!(
+        format!("{:?}", out.failures()).contains("this receipt is for run other.factory.test.near"),
+        "{out:?}"
+    );
+    assert_eq!(receipts().await, 1, "refused receipts leave no trace");
+}
