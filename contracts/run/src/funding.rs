@@ -99,8 +99,11 @@ impl Run {
         );
     }
 
-    /// After a missed goal: burns the caller's shares and sends back 1 yoctoNEAR per
-    /// share, plus the storage deposit when nothing else is owed to the account.
+    /// After a missed goal: burns the caller's shares and sends back their part of
+    /// the treasury (at least 1 yoctoNEAR per share: shares burned without a refund,
+    /// e.g. by a forced `storage_unregister`, leave their NEAR to the other funders,
+    /// and the last refund empties the treasury), plus the storage deposit when
+    /// nothing else is owed to the account.
     pub fn refund(&mut self) -> Promise {
         require!(
             self.internal_funding_phase() == FundingPhase::Failed,
@@ -109,10 +112,13 @@ impl Run {
         let account_id = env::predecessor_account_id();
         let shares = self.holders.get(&account_id).map_or(0, |h| h.balance);
         require!(shares > 0, "you hold no shares to refund");
+        // Pro rata of what is left, rounded down, so no NEAR stays stuck behind
+        // burned shares; the supply covers this holder's shares, so `payout` ≥ shares.
+        let payout = crate::math::U256::mul_div_floor(self.treasury, shares, self.total_supply);
         self.internal_burn(&account_id, shares, "refund");
-        self.refunded += shares;
-        self.treasury -= shares;
-        let mut amount = shares;
+        self.refunded += payout;
+        self.treasury -= payout;
+        let mut amount = payout;
         let holder = self.internal_settled_holder(&account_id);
         let mut unregistered = false;
         if holder.royalties_scaled.to_yocto_floor().0 == 0 && holder.compute_owed == 0 {

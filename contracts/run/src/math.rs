@@ -54,6 +54,11 @@ impl U256 {
         let (q, r) = self.0.div_mod(U256Raw::from(d));
         (U256(q), U256(r))
     }
+    /// `a × b / c` rounded down, for `c ≥ b` (so the result fits in u128).
+    pub fn mul_div_floor(a: u128, b: u128, c: u128) -> u128 {
+        let q = U256Raw::from(a) * U256Raw::from(b) / U256Raw::from(c);
+        q.as_u128()
+    }
     /// Whole yoctoNEAR in an amount of accumulator units, rounded down, and the
     /// fractional rest in accumulator units.
     pub fn to_yocto_floor(self) -> (u128, U256) {

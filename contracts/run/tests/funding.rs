@@ -110,3 +110,22 @@ fn a_bad_config_is_refused_naming_the_field() {
         crowdtrain_run::Run::new(c)
     });
 }
+
+#[test]
+fn shares_burned_without_a_refund_leave_their_near_to_the_other_funders() {
+    use near_contract_standards::storage_management::StorageManagement;
+    let mut run = new_run();
+    let cost = run.funding_status().storage_cost.0;
+    call("alice.near", 10 * NEAR, 2_000);
+    run.deposit();
+    call("bob.near", 30 * NEAR, 2_000);
+    run.deposit();
+    // Bob closes his account with force: his shares are burned, his NEAR stays.
+    call("bob.near", 1, 3_000);
+    assert!(run.storage_unregister(Some(true)));
+    call("alice.near", 0, DEADLINE_MS);
+    let _ = run.refund();
+    // Alice is the last funder: the whole treasury is hers, nothing stays stuck.
+    assert_eq!(sent(), 40 * NEAR - 2 * cost + cost);
+    assert_eq!(run.treasury().treasury.0, 0);
+}

@@ -95,6 +95,8 @@ struct Model {
     sent_out: u128,
     one_yocto_deposits: u128,
     dust_handovers: u128,
+    /// Funding deposits (net of storage) not refunded yet.
+    treasury: u128,
 }
 
 impl Model {
@@ -184,6 +186,7 @@ impl World {
                 };
                 *self.model.balance.entry(who.into()).or_default() += amount - cost;
                 self.model.paid_in += amount;
+                self.model.treasury += amount - cost;
             }
             Op::Transfer { from, to, frac } => {
                 let (from, to) = (USERS[from], USERS[to]);
@@ -278,7 +281,14 @@ impl World {
                 call(who, 0, now);
                 let _ = self.run.refund();
                 let leaves = pending.royalties.0 == 0 && pending.compute_payments.0 == 0;
-                let expect = shares + if leaves { self.storage_cost } else { 0 };
+                // Pro rata of the treasury left: shares burned by a forced
+                // unregister leave their NEAR to the remaining funders.
+                let payout = (W::from(self.model.treasury) * W::from(shares)
+                    / W::from(self.model.supply()))
+                .as_u128();
+                assert!(payout >= shares);
+                self.model.treasury -= payout;
+                let expect = payout + if leaves { self.storage_cost } else { 0 };
                 assert_eq!(sent(), expect);
                 self.model.sent_out += expect;
                 *self.model.balance.get_mut(who).unwrap() = 0;
