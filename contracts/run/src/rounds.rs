@@ -189,6 +189,17 @@ impl Run {
         }
     }
 
+    /// Whether `provider` is registered and not slashed (active or exiting: its
+    /// bond is still held).
+    fn internal_is_bonded(&self, provider: &str) -> bool {
+        let Ok(id) = provider.parse::<AccountId>() else {
+            return false;
+        };
+        self.providers
+            .get(&id)
+            .is_some_and(|p| p.status != ProviderStatus::Slashed)
+    }
+
     fn internal_finalization(&self, round: u64) -> (RoundState, Finalization) {
         let state = self.rounds.get(&round).cloned().unwrap_or_default();
         let fin = state
@@ -286,27 +297,31 @@ impl Run {
         );
         let digest = blob_set_digest(&blob_hashes);
         let mut state = self.rounds.get(&round).cloned().unwrap_or_default();
+        // Only providers with a bond still at stake vote: a slashed one, or one that
+        // already took its bond back, could otherwise finalize without risk.
         let on_set: Vec<&StoredReceipt> = state
             .receipts
             .iter()
-            .filter(|r| r.receipt.blob_set == digest)
-            .collect();
-        // The result most receipts on this blob set agree on (first posted wins a tie).
-        let (result, votes) = on_set
-            .iter()
-            .map(|r| {
-                let h = r.receipt.result_checkpoint;
-                (
-                    h,
-                    on_set
-                        .iter()
-                        .filter(|o| o.receipt.result_checkpoint == h)
-                        .count(),
-                )
+            .filter(|r| {
+                r.receipt.blob_set == digest && self.internal_is_bonded(&r.receipt.provider)
             })
-            .fold(
+            .collect();
+        // The result most receipts on this blob set agree on (first posted wins a
+        // tie); one pass, with one tally per distinct result.
+        let mut tally: Vec<(Hash32, usize)> = Vec::new();
+        for r in &on_set {
+            let h = r.receipt.result_checkpoint;
+            match tally.iter_mut().find(|t| t.0 == h) {
+                Some(t) => t.1 += 1,
+                None => tally.push((h, 1)),
+            }
+        }
+        let (result, votes) =
+            tally.iter().fold(
                 (Hash32::default(), 0),
-                |best, c| if c.1 > best.1 { c } else { best },
+                |best, c| {
+                    if c.1 > best.1 { *c } else { best }
+                },
             );
         let quorum = self.config.quorum as usize;
         require!(

@@ -445,3 +445,28 @@ fn receipts_and_rounds_pay_their_storage_from_the_treasury_not_from_money_owed()
     // The treasury paid, so the attached deposit comes back whole.
     assert_eq!(transfers(), vec![(acc("anyone.near"), NEAR)]);
 }
+
+#[test]
+fn a_slashed_provider_no_longer_counts_toward_the_quorum() {
+    let mut run = run_with_providers();
+    agree_and_finalize(&mut run, 1, 4_000);
+    let set = [A, B];
+    submit(&mut run, &receipt(2, A, ckpt(1), ckpt(2), &set), 7, 5_000);
+    submit(&mut run, &receipt(2, B, ckpt(1), ckpt(2), &set), 8, 5_000);
+    // Bob's round-1 work is disputed before round 2 is finalized: his bond is gone,
+    // so his round-2 receipt may not help finalize it.
+    call("auditor.near", 0, 6_000);
+    run.dispute(1, acc(B), "replayed shard 3: loss differs".into());
+    call("anyone.near", 0, 6_000);
+    assert_fails("no quorum: 1 of the 2 receipts needed agree", || {
+        run.finalize_round(2, vec![blob(A, 2), blob(B, 2)], None)
+    });
+    // Carol, bonded, agreeing on the same set and result, brings the quorum back
+    // (her blob is outside the set, so she is counted but not credited).
+    submit(&mut run, &receipt(2, C, ckpt(1), ckpt(2), &set), 9, 6_000);
+    call("anyone.near", 0, 6_000);
+    run.finalize_round(2, vec![blob(A, 2), blob(B, 2)], None);
+    let fin = run.round_view(2).unwrap().finalization.unwrap();
+    let credited: Vec<_> = fin.credits.iter().map(|c| c.provider.to_string()).collect();
+    assert_eq!(credited, vec![A.to_string()]);
+}
