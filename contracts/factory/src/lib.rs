@@ -4,7 +4,7 @@
 
 use near_sdk::json_types::U128;
 use near_sdk::serde_json::{self, Value, json};
-use near_sdk::store::Vector;
+use near_sdk::store::{LookupSet, Vector};
 use near_sdk::{
     AccountId, Gas, NearToken, PanicOnDefault, Promise, PromiseError, env, near, require,
 };
@@ -37,6 +37,8 @@ pub struct RunEntry {
 #[derive(PanicOnDefault)]
 pub struct Factory {
     runs: Vector<RunEntry>,
+    /// Accounts of `runs`, so a taken name is found without a scan of every run.
+    taken: LookupSet<AccountId>,
 }
 
 /// NEP-297 event of the factory (standard `crowdtrain`).
@@ -71,6 +73,7 @@ impl Factory {
     pub fn new() -> Self {
         Self {
             runs: Vector::new(b"r"),
+            taken: LookupSet::new(b"t"),
         }
     }
 
@@ -88,7 +91,7 @@ impl Factory {
             .parse()
             .unwrap_or_else(|_| env::panic_str("the run name makes an invalid account id"));
         require!(
-            !self.runs.iter().any(|r| r.account_id == account_id),
+            !self.taken.contains(&account_id),
             format!("{account_id} already exists; choose another name")
         );
         let attached = env::attached_deposit();
@@ -129,6 +132,7 @@ impl Factory {
     ) -> bool {
         let ok = !matches!(env::promise_result_checked(0, 0), Err(PromiseError::Failed));
         if ok {
+            self.taken.insert(account_id.clone());
             self.runs.push(RunEntry {
                 account_id: account_id.clone(),
                 creator: creator.clone(),
@@ -250,6 +254,45 @@ mod tests {
         assert!(
             msg.contains("demo.factory.test.near already exists"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn create_run_costs_the_same_gas_with_one_run_or_hundreds() {
+        if RUN_WASM.is_empty() {
+            eprintln!("skipped: the factory was built without the run wasm (run `make contracts`)");
+            return;
+        }
+        ctx("alice.near", 0, vec![]);
+        let mut f = Factory::new();
+        let mut gas_of_create = |f: &mut Factory, name: &str| {
+            ctx("alice.near", required_deposit(), vec![]);
+            let before = env::used_gas();
+            let _ = f.create_run(name.into(), json!({}));
+            (env::used_gas().as_gas() - before.as_gas()) as i128
+        };
+        let first = gas_of_create(&mut f, "first");
+        for i in 0..300 {
+            ctx(
+                "factory.test.near",
+                0,
+                vec![PromiseResult::Successful(vec![])],
+            );
+            f.on_run_created(
+                format!("run{i}.factory.test.near").parse().unwrap(),
+                "alice.near".parse().unwrap(),
+                U128(1),
+            );
+        }
+        // As between two transactions: state written, collections' caches gone.
+        let bytes = near_sdk::borsh::to_vec(&f).unwrap();
+        drop(f);
+        let mut f: Factory = near_sdk::borsh::from_slice(&bytes).unwrap();
+        let later = gas_of_create(&mut f, "later");
+        // A scan over 300 runs would cost tens of Tgas more; a lookup costs the same.
+        assert!(
+            (later - first).abs() < Gas::from_tgas(1).as_gas() as i128,
+            "first {first} gas, after 300 runs {later} gas"
         );
     }
 
