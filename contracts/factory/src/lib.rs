@@ -265,7 +265,7 @@ mod tests {
         }
         ctx("alice.near", 0, vec![]);
         let mut f = Factory::new();
-        let mut gas_of_create = |f: &mut Factory, name: &str| {
+        let gas_of_create = |f: &mut Factory, name: &str| {
             ctx("alice.near", required_deposit(), vec![]);
             let before = env::used_gas();
             let _ = f.create_run(name.into(), json!({}));
