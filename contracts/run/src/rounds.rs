@@ -279,7 +279,8 @@ impl Run {
     /// Finalizes the open round once `quorum` receipts agree on the result
     /// checkpoint and on the digest of `blob_hashes`. Credits every agreeing,
     /// still active provider whose own blob is in the set. `checkpoint_uri` defaults to
-    /// `sha256:<hash>` (fetch from peers by content address). Storage is paid as in
+    /// `sha256:<hash>` (fetch from peers by content address); only the owner or a
+    /// provider credited in the round may set another. Storage is paid as in
     /// `submit_receipt`.
     #[payable]
     pub fn finalize_round(
@@ -346,6 +347,15 @@ impl Run {
                 status: CreditStatus::Pending,
             })
             .collect();
+        // Anyone may finalize, but where agents fetch the checkpoint from is said
+        // only by someone accountable: the owner or a provider credited here.
+        if checkpoint_uri.is_some() {
+            let caller = env::predecessor_account_id();
+            require!(
+                caller == self.config.owner || credits.iter().any(|c| c.provider == caller),
+                "only the run's owner or a provider credited in this round may set checkpoint_uri; pass null for the default sha256:<hash>"
+            );
+        }
         let uri = checkpoint_uri.unwrap_or_else(|| format!("sha256:{result}"));
         crate::config::assert_uri(&uri);
         let now = env::block_timestamp_ms();

@@ -100,7 +100,16 @@ fn the_contract_verifies_the_receipt_the_agent_signs() {
     bob.provider = B.into();
     bob.blob = sha256(b"bob blob");
     submit(&mut run, &bob, 8, 6_000);
+    // Anyone may finalize, but not point agents at a checkpoint URI of its choice.
     call("anyone.near", 0, 6_000);
+    assert_fails("only the run's owner or a provider credited", || {
+        run.finalize_round(
+            3,
+            vec![sha256(b"bob blob"), sha256(b"alice blob")],
+            Some("https://evil.example/ckpt".into()),
+        )
+    });
+    call(B, 0, 6_000);
     let cp = run.finalize_round(
         3,
         vec![sha256(b"bob blob"), sha256(b"alice blob")],
