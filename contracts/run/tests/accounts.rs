@@ -281,3 +281,48 @@ fn views_describe_a_fresh_run() {
     );
     assert_eq!(run.treasury().treasury.0, 0);
 }
+
+#[test]
+fn a_receiver_that_leaves_mid_call_keeps_nothing_and_the_books_still_balance() {
+    let mut run = new_run();
+    call("alice.near", NEAR, 2_000);
+    run.deposit();
+    call("pool.near", NEAR, 2_000);
+    run.deposit();
+    let a = bal(&run, "alice.near");
+    let supply_before = supply(&run);
+    call("alice.near", 1, 2_000);
+    let _ = run.ft_transfer_call(acc("pool.near"), U128(1_000), None, "stake".into());
+    // Revenue arrives while the shares sit with the pool, then the pool leaves with force.
+    call("api.near", NEAR, 2_000);
+    run.pay_revenue();
+    let pool_royalties = run.pending(acc("pool.near")).royalties.0;
+    call("pool.near", 1, 2_000);
+    assert!(run.storage_unregister(Some(true)));
+    let paid = sent();
+    assert_eq!(paid, run.funding_status().storage_cost.0 + pool_royalties);
+    // The pool wanted 600 back for alice: it holds nothing now, so nothing comes back.
+    let unused = near_sdk::serde_json::to_vec(&U128(600)).unwrap();
+    call_with(RUN, 0, 2_000, vec![PromiseResult::Successful(unused)]);
+    assert_eq!(
+        run.ft_resolve_transfer(acc("alice.near"), acc("pool.near"), U128(1_000))
+            .0,
+        1_000
+    );
+    assert_eq!(bal(&run, "alice.near"), a - 1_000);
+    assert_eq!(
+        supply(&run),
+        supply_before - (NEAR - run.funding_status().storage_cost.0) - 1_000
+    );
+    // Alice alone holds shares now: the next payment is all hers (less dust).
+    let before = run.pending(acc("alice.near")).royalties.0;
+    call("api.near", NEAR, 2_000);
+    run.pay_revenue();
+    let gained = run.pending(acc("alice.near")).royalties.0 - before;
+    assert!(gained + 2 >= NEAR && gained <= NEAR, "{gained}");
+    // A second claim before the first one's callback finds nothing to pay twice.
+    call("alice.near", 0, 2_000);
+    run.claim().detach();
+    call("alice.near", 0, 2_000);
+    assert_fails("nothing to claim yet", || run.claim());
+}
