@@ -8,6 +8,10 @@ use near_sdk::{AccountId, env, near, require};
 pub const MAX_AUDITORS: usize = 32;
 /// Longest checkpoint URI accepted (it is stored once per round).
 pub const MAX_URI_LEN: usize = 512;
+/// Most shares one credit may mint (`shares_per_token × max_tokens_per_round`):
+/// 2⁹⁶ leaves room for 2³² such credits before the u128 supply could overflow,
+/// which would make `settle_round` fail for good.
+pub const MAX_SHARES_PER_CREDIT: u128 = 1 << 96;
 
 /// Everything a run is created with. Amounts are yoctoNEAR (decimal strings in
 /// JSON), times are unix milliseconds, hashes are 64 hex characters.
@@ -65,6 +69,13 @@ impl RunConfig {
         require!(
             self.max_tokens_per_round.0 >= 1,
             "max_tokens_per_round must be at least 1"
+        );
+        require!(
+            self.shares_per_token
+                .0
+                .checked_mul(u128::from(self.max_tokens_per_round.0))
+                .is_some_and(|s| s <= MAX_SHARES_PER_CREDIT),
+            "shares_per_token × max_tokens_per_round must be at most 2^96 shares (79228162514264337593543950336)"
         );
         require!(
             self.auditors.len() <= MAX_AUDITORS,

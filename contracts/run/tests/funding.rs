@@ -109,6 +109,13 @@ fn a_bad_config_is_refused_naming_the_field() {
     assert_fails("checkpoint URI must not be empty", || {
         crowdtrain_run::Run::new(c)
     });
+    // A credit that could mint past the supply's range would block its round forever.
+    let mut c = config();
+    c.shares_per_token.0 = 10u128.pow(33);
+    assert_fails(
+        "shares_per_token × max_tokens_per_round must be at most 2^96",
+        || crowdtrain_run::Run::new(c),
+    );
 }
 
 #[test]
