@@ -168,10 +168,18 @@ impl Run {
     /// deposit. An attached deposit that was not needed goes back to the caller.
     /// Without this the run's storage would grow into the money it owes.
     fn internal_pay_round_storage(&mut self, before: u64) {
+        self.internal_pay_round_storage_from(before, &mut 0);
+    }
+
+    /// As `internal_pay_round_storage`, taking from `first` (a slashed bond) before
+    /// the treasury.
+    fn internal_pay_round_storage_from(&mut self, before: u64, first: &mut u128) {
         let bytes = env::storage_usage().saturating_sub(before);
         let cost = u128::from(bytes) * env::storage_byte_cost().as_yoctonear();
-        let from_treasury = cost.min(self.treasury);
-        let from_caller = cost - from_treasury;
+        let from_first = cost.min(*first);
+        *first -= from_first;
+        let from_treasury = (cost - from_first).min(self.treasury);
+        let from_caller = cost - from_first - from_treasury;
         let attached = env::attached_deposit().as_yoctonear();
         require!(
             attached >= from_caller,
@@ -388,8 +396,8 @@ impl Run {
     }
 
     /// An auditor voids `provider`'s credit for a finalized `round` inside the
-    /// challenge window; the provider's bond is slashed into the revenue pool.
-    /// Storage is paid as in `submit_receipt`.
+    /// challenge window; the provider's bond is slashed into the revenue pool, less
+    /// the dispute's storage (paid as in `submit_receipt` if there is no bond left).
     #[payable]
     pub fn dispute(&mut self, round: u64, provider: AccountId, reason: String) {
         let storage_before = env::storage_usage();
@@ -425,20 +433,24 @@ impl Run {
         };
         state.finalization = Some(fin);
         self.rounds.insert(round, state);
-        self.rounds.flush();
-        self.internal_pay_round_storage(storage_before);
         let mut slashed = 0;
         if let Some(mut p) = self.providers.get(&provider).cloned() {
             slashed = std::mem::take(&mut p.bond);
             p.status = ProviderStatus::Slashed;
             self.providers.insert(provider.clone(), p);
             self.bonds_held -= slashed;
-            self.internal_distribute_rounding_down(slashed);
         }
+        // The dispute's storage comes out of the slashed bond first, so an auditor
+        // never has to pay to dispute, even once the treasury is spent.
+        self.rounds.flush();
+        self.providers.flush();
+        let mut to_holders = slashed;
+        self.internal_pay_round_storage_from(storage_before, &mut to_holders);
+        self.internal_distribute_rounding_down(to_holders);
         events::emit(
             "dispute",
             json!({ "round": round, "provider": provider, "auditor": auditor, "reason": reason,
-                    "slashed": U128(slashed) }),
+                    "slashed": U128(slashed), "to_holders": U128(to_holders) }),
         );
     }
 

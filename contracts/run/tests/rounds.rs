@@ -299,6 +299,7 @@ fn credits_settle_after_the_window_into_payments_and_shares() {
 fn an_auditor_dispute_voids_the_credit_and_slashes_the_bond_to_holders() {
     let mut run = run_with_providers();
     agree_and_finalize(&mut run, 1, 4_000);
+    let before = run.treasury();
     call("bob.test.near", 0, 5_000);
     assert_fails("only the run's auditors may dispute", || {
         run.dispute(1, acc(B), "bad".into())
@@ -318,11 +319,18 @@ fn an_auditor_dispute_voids_the_credit_and_slashes_the_bond_to_holders() {
     assert_fails("the challenge window of round 1 closed at 14000", || {
         run.dispute(1, acc(A), "late".into())
     });
-    // The slashed bond is revenue: the funder (the only holder) gets it all.
-    assert_eq!(run.treasury().revenue_in.0, BOND);
+    // The slashed bond, less the dispute's storage, is revenue: the funder (the only
+    // holder) gets it all; the treasury paid nothing.
+    let storage = run.treasury().round_storage.0 - before.round_storage.0;
+    assert!(storage > 0 && storage < NEAR / 100, "{storage}");
+    assert_eq!(run.treasury().treasury.0, before.treasury.0);
+    assert_eq!(run.treasury().revenue_in.0, BOND - storage);
     // (less at most one yocto of rounding dust, carried to the next payment).
     let royalties = run.pending(acc("funder.near")).royalties.0;
-    assert!(royalties == BOND || royalties == BOND - 1, "{royalties}");
+    assert!(
+        royalties + 1 >= BOND - storage && royalties <= BOND - storage,
+        "{royalties}"
+    );
     assert_eq!(run.treasury().bonds_held.0, 2 * BOND);
     call("anyone.near", 0, 4_000 + WINDOW_MS);
     run.settle_round(1);
@@ -478,4 +486,27 @@ fn a_slashed_provider_no_longer_counts_toward_the_quorum() {
     let fin = run.round_view(2).unwrap().finalization.unwrap();
     let credited: Vec<_> = fin.credits.iter().map(|c| c.provider.to_string()).collect();
     assert_eq!(credited, vec![A.to_string()]);
+}
+
+#[test]
+fn an_auditor_disputes_without_paying_even_once_the_treasury_is_spent() {
+    call("factory.test.near", 0, 1_000);
+    let mut c = config();
+    c.funding_goal.0 = NEAR / 4;
+    let mut run = Run::new(c);
+    call("funder.near", NEAR / 2, 2_000);
+    run.deposit();
+    register(&mut run, A, 7, 3_000);
+    register(&mut run, B, 8, 3_000);
+    // Round 1 pays 1 NEAR per credit: the treasury is spent.
+    agree_and_finalize(&mut run, 1, 4_000);
+    call("anyone.near", NEAR, 4_000 + WINDOW_MS);
+    run.settle_round(1);
+    assert_eq!(run.treasury().treasury.0, 0);
+    agree_and_finalize_attaching(&mut run, 2, 20_000, NEAR);
+    let revenue = run.treasury().revenue_in.0;
+    call("auditor.near", 0, 21_000);
+    run.dispute(2, acc(B), "blob does not reproduce".into());
+    let gained = run.treasury().revenue_in.0 - revenue;
+    assert!(gained < BOND && gained > BOND - NEAR / 100, "{gained}");
 }
