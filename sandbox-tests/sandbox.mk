@@ -14,4 +14,4 @@ sandbox-test: contracts
 	cargo test -p crowdtrain-sandbox-tests --all-targets
 
 localnet:
-	cargo run --release -p crowdtrain-sandbox-tests --bin crowdtrain-localnet -- --port $(LOCALNET_PORT) --home $(LOCALNET_HOME)
+	cargo run -p crowdtrain-sandbox-tests --bin crowdtrain-localnet -- --port $(LOCALNET_PORT) --home $(LOCALNET_HOME)

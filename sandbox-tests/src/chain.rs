@@ -12,16 +12,16 @@ use near_primitives::account::{AccessKey, Account, AccountContract};
 use near_primitives::errors::InvalidTxError;
 use near_primitives::hash::{CryptoHash, hash};
 use near_primitives::transaction::SignedTransaction;
-use near_primitives::types::{AccountId, Balance, Gas};
+use near_primitives::types::{AccountId, Balance};
 use near_primitives::version::PROTOCOL_VERSION;
 use near_primitives::views::{
-    ExecutionMetadataView, ExecutionOutcomeView, ExecutionOutcomeWithIdView, ExecutionStatusView,
-    FinalExecutionOutcomeView, FinalExecutionStatus,
+    ExecutionOutcomeWithIdView, ExecutionStatusView, FinalExecutionOutcomeView,
 };
 use near_vm_runner::logic::types::PromiseResult;
 use serde::{Deserialize, Serialize};
 
 use crate::actions::BlockContext;
+use crate::outcome::{final_status, outcome_view};
 use crate::receipt::ActionReceipt;
 use crate::runtime::apply_receipt;
 use crate::state::State;
@@ -67,8 +67,11 @@ struct Meta {
     genesis_hash: CryptoHash,
     head: Block,
     clock_offset_ns: u64,
-    outcomes: Vec<FinalExecutionOutcomeView>,
 }
+
+/// Outcomes are appended one JSON line per transaction, so saving stays O(1) in
+/// the number of transactions.
+const OUTCOMES_FILE: &str = "outcomes.jsonl";
 
 /// A one-node chain.
 pub struct Chain {
@@ -107,12 +110,14 @@ impl Chain {
             if state_path.exists() && meta_path.exists() {
                 let state = State::load(&state_path)?;
                 let meta: Meta = serde_json::from_slice(&std::fs::read(&meta_path)?)?;
+                let lines = std::fs::read_to_string(home.join(OUTCOMES_FILE)).unwrap_or_default();
                 let mut chain =
                     Chain::empty(vm, state, config, meta.genesis_hash, meta.clock_offset_ns);
                 chain.push_block(meta.head);
-                chain.outcomes = meta
-                    .outcomes
-                    .into_iter()
+                // A line cut short by a crash is skipped, not fatal.
+                chain.outcomes = lines
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<FinalExecutionOutcomeView>(l).ok())
                     .map(|o| (o.transaction_outcome.id, o))
                     .collect();
                 return Ok(chain);
@@ -267,7 +272,7 @@ impl Chain {
             receipts_outcome,
         };
         self.outcomes.insert(tx_hash, view.clone());
-        if let Err(e) = self.persist() {
+        if let Err(e) = self.append_outcome(&view).and_then(|()| self.persist()) {
             tracing::error!("could not persist chain state: {e}");
         }
         Ok(view)
@@ -325,6 +330,21 @@ impl Chain {
         views
     }
 
+    fn append_outcome(&self, outcome: &FinalExecutionOutcomeView) -> std::io::Result<()> {
+        use std::io::Write;
+        let Some(home) = &self.config.home else {
+            return Ok(());
+        };
+        let mut line = serde_json::to_vec(outcome)?;
+        line.push(b'\n');
+        let path = home.join(OUTCOMES_FILE);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?
+            .write_all(&line)
+    }
+
     /// Saves state and chain metadata to the home directory, if there is one.
     pub fn persist(&self) -> std::io::Result<()> {
         let Some(home) = &self.config.home else {
@@ -335,58 +355,9 @@ impl Chain {
             genesis_hash: self.genesis_hash,
             head: self.head().clone(),
             clock_offset_ns: self.clock_offset_ns,
-            outcomes: self.outcomes.values().cloned().collect(),
         };
         let tmp = home.join("chain.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(&meta)?)?;
         std::fs::rename(tmp, home.join("chain.json"))
     }
-}
-
-fn outcome_view(
-    id: CryptoHash,
-    block_hash: CryptoHash,
-    executor_id: AccountId,
-    logs: Vec<String>,
-    receipt_ids: Vec<CryptoHash>,
-    gas_burnt: Gas,
-    status: ExecutionStatusView,
-) -> ExecutionOutcomeWithIdView {
-    let tokens_burnt = Balance::from_yoctonear(gas_burnt.as_gas() as u128 * GAS_PRICE);
-    ExecutionOutcomeWithIdView {
-        proof: Vec::new(),
-        block_hash,
-        id,
-        outcome: ExecutionOutcomeView {
-            logs,
-            receipt_ids,
-            gas_burnt,
-            tokens_burnt,
-            executor_id,
-            status,
-            metadata: ExecutionMetadataView::default(),
-        },
-    }
-}
-
-/// Follows the chain of `SuccessReceiptId`s from the first receipt, like nearcore.
-fn final_status(
-    first: CryptoHash,
-    outcomes: &[ExecutionOutcomeWithIdView],
-) -> FinalExecutionStatus {
-    let mut looking_for = first;
-    for o in outcomes {
-        if o.id != looking_for {
-            continue;
-        }
-        match &o.outcome.status {
-            ExecutionStatusView::SuccessReceiptId(next) => looking_for = *next,
-            ExecutionStatusView::SuccessValue(v) => {
-                return FinalExecutionStatus::SuccessValue(v.clone());
-            }
-            ExecutionStatusView::Failure(e) => return FinalExecutionStatus::Failure(e.clone()),
-            ExecutionStatusView::Unknown => return FinalExecutionStatus::Started,
-        }
-    }
-    FinalExecutionStatus::Started
 }

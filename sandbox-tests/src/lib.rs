@@ -12,6 +12,7 @@ pub mod chain;
 pub mod ext;
 pub mod fees;
 pub mod node;
+pub mod outcome;
 pub mod query;
 pub mod receipt;
 pub mod rpc;
