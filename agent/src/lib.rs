@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod model;
 pub mod outer;
+pub mod report;
 pub mod round;
 pub mod seeds;
 pub mod simulate;
@@ -52,6 +53,9 @@ pub enum Error {
         /// The round.
         round: u64,
     },
+    /// The loss plot could not be drawn.
+    #[error("plot: {0}")]
+    Plot(String),
     /// Reading or writing a file failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -1,1 +1,256 @@
-fn main() {}
+//! `crowdtrain`: the provider's command line. Today: `simulate` (DiLoCo vs synchronous
+//! training on this machine), `train` (DiLoCo rounds only, printing checkpoint hashes,
+//! the replay an auditor runs) and `bench` (the figures of the closing note).
+
+mod bench;
+
+use anyhow::{Context, Result, bail};
+use candle_core::Device;
+use clap::{Args, Parser, Subcommand};
+use crowdtrain_agent::data::Corpus;
+use crowdtrain_agent::report;
+use crowdtrain_agent::simulate::{RoundStats, SimConfig, run_diloco, run_sync};
+use crowdtrain_agent::{InnerConfig, ModelConfig, OuterConfig, RunConfig};
+use crowdtrain_kernels::QuantConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "crowdtrain",
+    version,
+    about = "Train a GPT together: DiLoCo rounds, compressed pseudo-gradients, receipts on NEAR"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// K workers × R rounds of DiLoCo on this machine, against synchronous data-parallel training.
+    Simulate {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Directory for simulate.csv and simulate.png.
+        #[arg(long, default_value = "out/simulate")]
+        out: PathBuf,
+    },
+    /// DiLoCo rounds only; prints each round's checkpoint hash (bit-reproducible).
+    Train {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Measures the figures of the closing note: loss gap, bytes sent, tokens per second.
+    Bench {
+        /// Fewer steps (a smoke test of the benchmark itself).
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+/// The run as set on the command line.
+#[derive(Args, Clone, Debug)]
+struct RunArgs {
+    /// Model preset: tiny, small or gpt2.
+    #[arg(long, default_value = "tiny")]
+    model: String,
+    /// Number of workers (K).
+    #[arg(long, default_value_t = 4)]
+    workers: u32,
+    /// Number of rounds (R).
+    #[arg(long, default_value_t = 6)]
+    rounds: u32,
+    /// Inner steps per round (H).
+    #[arg(long, default_value_t = 50)]
+    inner_steps: u32,
+    /// Sequences per step per worker.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Bytes per sequence.
+    #[arg(long, default_value_t = 64)]
+    seq_len: usize,
+    /// Peak inner learning rate (AdamW).
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    /// Outer learning rate (Nesterov).
+    #[arg(long, default_value_t = 0.7)]
+    outer_lr: f32,
+    /// Outer momentum.
+    #[arg(long, default_value_t = 0.9)]
+    outer_momentum: f32,
+    /// Pseudo-gradient compression: int8 or int4.
+    #[arg(long, default_value = "int8")]
+    quant: String,
+    /// Run id (feeds every seed).
+    #[arg(long, default_value = "crowdtrain-sim")]
+    run_id: String,
+    /// Held-out batches per evaluation.
+    #[arg(long, default_value_t = 16)]
+    eval_batches: usize,
+}
+
+impl RunArgs {
+    fn sim(&self) -> Result<SimConfig> {
+        let Some(model) = ModelConfig::by_name(&self.model) else {
+            bail!("unknown model {:?}: tiny, small or gpt2", self.model)
+        };
+        if self.seq_len > model.block_size {
+            bail!(
+                "--seq-len {} exceeds the {} model's block size {}",
+                self.seq_len,
+                self.model,
+                model.block_size
+            );
+        }
+        let quant = parse_quant(&self.quant)?;
+        let total = self.rounds as u64 * self.inner_steps as u64;
+        let mut inner = InnerConfig::new(self.batch, self.seq_len, total);
+        inner.lr = self.lr;
+        inner.min_lr = self.lr / 10.0;
+        Ok(SimConfig {
+            run: RunConfig {
+                run_id: self.run_id.clone(),
+                model,
+                inner,
+                outer: OuterConfig {
+                    lr: self.outer_lr,
+                    momentum: self.outer_momentum,
+                },
+                inner_steps: self.inner_steps,
+                quant,
+                shards: 16,
+            },
+            workers: self.workers,
+            rounds: self.rounds,
+            eval_batches: self.eval_batches,
+        })
+    }
+}
+
+fn parse_quant(s: &str) -> Result<QuantConfig> {
+    match s {
+        "int8" => Ok(QuantConfig::int8()),
+        "int4" => Ok(QuantConfig::int4()),
+        other => bail!("unknown --quant {other:?}: int8 or int4"),
+    }
+}
+
+/// A progress bar over `total` inner steps.
+fn bar(total: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} steps (eta {eta})",
+        )
+        .expect("static template"),
+    );
+    pb.set_prefix(what.to_string());
+    pb
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let corpus = Corpus::kjv().context("loading the committed corpus")?;
+    match cli.command {
+        Command::Simulate { run, out } => simulate(&run, &corpus, &out),
+        Command::Train { run } => {
+            let sim = run.sim()?;
+            let rows = run_diloco(&sim, &corpus, &Device::Cpu, &mut || {})?;
+            for r in rows {
+                let hash = r.checkpoint.map(|h| h.to_hex()).unwrap_or_default();
+                println!(
+                    "round {} checkpoint {hash} heldout {:.4}",
+                    r.round, r.heldout_loss
+                );
+            }
+            Ok(())
+        }
+        Command::Bench { quick } => bench::run(&corpus, quick),
+    }
+}
+
+fn simulate(args: &RunArgs, corpus: &Corpus, out: &std::path::Path) -> Result<()> {
+    let sim = args.sim()?;
+    let m = &sim.run.model;
+    println!(
+        "model {} ({} parameters), {} workers × {} rounds × {} inner steps, batch {}×{}, {}",
+        args.model,
+        m.param_count(),
+        sim.workers,
+        sim.rounds,
+        sim.run.inner_steps,
+        sim.run.inner.batch,
+        sim.run.inner.seq_len,
+        args.quant
+    );
+    let steps = sim.total_inner_steps();
+    let pb = bar(steps * sim.workers as u64, "DiLoCo");
+    let diloco = run_diloco(&sim, corpus, &Device::Cpu, &mut || pb.inc(1))?;
+    pb.finish_and_clear();
+    let pb = bar(steps, "sync");
+    let sync = run_sync(&sim, corpus, &Device::Cpu, &mut || pb.inc(1))?;
+    pb.finish_and_clear();
+    print!("{}", table(&diloco, &sync));
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let csv_path = out.join("simulate.csv");
+    std::fs::write(&csv_path, report::csv(&diloco, &sync))
+        .with_context(|| format!("writing {}", csv_path.display()))?;
+    let png_path = out.join("simulate.png");
+    let title = format!(
+        "{} model, {} workers, H = {}, {}: DiLoCo vs synchronous",
+        args.model, sim.workers, sim.run.inner_steps, args.quant
+    );
+    report::plot(&png_path, &title, &diloco, &sync)
+        .with_context(|| format!("drawing {}", png_path.display()))?;
+    println!("wrote {} and {}", csv_path.display(), png_path.display());
+    Ok(())
+}
+
+/// The per-round table printed by `simulate`.
+fn table(diloco: &[RoundStats], sync: &[RoundStats]) -> String {
+    let mut s = format!(
+        "{:>5} {:>10} | {:>11} {:>11} {:>12} | {:>11} {:>11} {:>12}\n",
+        "round",
+        "tokens",
+        "DiLoCo train",
+        "held-out",
+        "bytes/worker",
+        "sync train",
+        "held-out",
+        "bytes/worker"
+    );
+    for (d, y) in diloco.iter().zip(sync) {
+        s += &format!(
+            "{:>5} {:>10} | {:>12.4} {:>11.4} {:>12} | {:>11.4} {:>11.4} {:>12}\n",
+            d.round,
+            d.tokens,
+            d.train_loss,
+            d.heldout_loss,
+            d.bytes_per_worker,
+            y.train_loss,
+            y.heldout_loss,
+            y.bytes_per_worker
+        );
+    }
+    let sent_d: u64 = diloco.iter().map(|r| r.bytes_per_worker).sum();
+    let sent_s: u64 = sync.iter().map(|r| r.bytes_per_worker).sum();
+    if let (Some(d), Some(y)) = (diloco.last(), sync.last()) {
+        s += &format!(
+            "final held-out: DiLoCo {:.4} vs sync {:.4} ({:+.2}%); bytes per worker: {} vs {} ({:.0}× less)\n",
+            d.heldout_loss,
+            y.heldout_loss,
+            100.0 * (d.heldout_loss / y.heldout_loss - 1.0),
+            sent_d,
+            sent_s,
+            sent_s as f64 / sent_d.max(1) as f64
+        );
+    }
+    s
+}
