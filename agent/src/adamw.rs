@@ -110,3 +110,38 @@ impl AdamW {
         Ok(Self { m, v, step })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelConfig;
+    use crate::data::Corpus;
+    use crate::model::Gpt;
+    use crate::train::train_step;
+
+    #[test]
+    fn saved_state_resumes_exactly() {
+        let cfg = InnerConfig::new(2, 16, 10);
+        let corpus = Corpus::kjv().unwrap();
+        let batches = corpus.round_batches("adamw", 0, 0, 16, 3, 2, 16);
+        let a = Gpt::new(ModelConfig::tiny(), 5, &Device::Cpu).unwrap();
+        let mut opt_a = AdamW::new(a.params()).unwrap();
+        train_step(&a, &mut opt_a, &batches[0], 0, &cfg).unwrap();
+        train_step(&a, &mut opt_a, &batches[1], 1, &cfg).unwrap();
+        // A second model resumes from the saved weights and optimiser state.
+        let b = Gpt::new(ModelConfig::tiny(), 6, &Device::Cpu).unwrap();
+        b.set_flat(&a.flat().unwrap()).unwrap();
+        let mut opt_b = AdamW::from_bytes(&opt_a.to_bytes().unwrap(), &Device::Cpu).unwrap();
+        assert_eq!(opt_b.steps(), 2);
+        train_step(&a, &mut opt_a, &batches[2], 2, &cfg).unwrap();
+        train_step(&b, &mut opt_b, &batches[2], 2, &cfg).unwrap();
+        assert_eq!(a.flat().unwrap(), b.flat().unwrap());
+        // A fresh optimiser would have taken a different step.
+        let c = Gpt::new(ModelConfig::tiny(), 6, &Device::Cpu).unwrap();
+        c.set_flat(&b.flat().unwrap()).unwrap();
+        assert_ne!(
+            opt_a.to_bytes().unwrap(),
+            AdamW::new(c.params()).unwrap().to_bytes().unwrap()
+        );
+    }
+}

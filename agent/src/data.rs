@@ -99,6 +99,8 @@ impl Corpus {
     }
 
     /// The `steps` batches a provider trains on in a round, in order.
+    // Every argument is one coordinate of the derivation; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn round_batches(
         &self,
         run_id: &str,

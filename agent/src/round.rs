@@ -180,7 +180,7 @@ pub fn aggregate(
     if valid.is_empty() {
         return Err(Error::NoBlobs { round });
     }
-    valid.sort_by(|a, b| a.0.cmp(&b.0));
+    valid.sort_by_key(|v| v.0);
     let refs: Vec<&QuantizedBlob> = valid.iter().map(|(_, b)| b).collect();
     let g = average(&refs, base.params.len())?;
     let mut next = base.clone();
