@@ -173,3 +173,28 @@ pub struct RunConfig {
     /// How many contiguous shards the training text is cut into.
     pub shards: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays_to_the_floor() {
+        let c = InnerConfig::new(8, 64, 200); // 10 warmup steps
+        assert!(c.lr_at(0) < c.lr_at(5) && c.lr_at(5) < c.lr_at(9));
+        assert!(
+            (c.lr_at(9) - c.lr).abs() < 1e-12,
+            "peak at the end of warmup"
+        );
+        assert!(c.lr_at(50) > c.lr_at(150) && c.lr_at(150) > c.min_lr);
+        assert_eq!(c.lr_at(500), c.min_lr);
+    }
+
+    #[test]
+    fn presets_have_the_documented_sizes() {
+        assert!(ModelConfig::tiny().param_count() < 1_000_000);
+        let small = ModelConfig::small().param_count();
+        assert!((2_000_000..10_000_000).contains(&small), "{small}");
+        assert_eq!(ModelConfig::by_name("gpt2"), Some(ModelConfig::gpt2()));
+    }
+}
