@@ -1,6 +1,6 @@
 //! Receipts the run contract must refuse on chain, signed with real ed25519 keys:
-//! a bad signature, a replay, a receipt for another run. Each refusal leaves the
-//! round's receipts as they were.
+//! a bad signature, a replay, a receipt for another run, and one that does not pay
+//! its storage once the treasury is spent. Each refusal leaves no trace.
 
 mod common;
 
@@ -31,12 +31,12 @@ async fn bad_signatures_replays_and_foreign_receipts_are_refused() {
     let root = net.worker.root_account().unwrap();
     let factory = deploy_factory(&root, &factory_wasm).await;
     let now_ms = net.worker.view_block().await.unwrap().timestamp() / 1_000_000;
-    let (out, run) = create_run(
-        &root,
-        &factory,
-        "rej",
-        config("test.near", now_ms, 5 * NEAR),
-    )
+    let (out, run) = create_run(&root, &factory, "rej", {
+        // A price no treasury can pay: settling round 1 spends it all.
+        let mut cfg = config("test.near", now_ms, 5 * NEAR);
+        cfg["price_per_token"] = json!((10 * NEAR).to_string());
+        cfg
+    })
     .await;
     assert!(out.is_success(), "{out:?}");
     let funder = root
@@ -139,4 +139,71 @@ async fn bad_signatures_replays_and_foreign_receipts_are_refused() {
         "{out:?}"
     );
     assert_eq!(receipts().await, 1, "refused receipts leave no trace");
+
+    // Unpaid storage: once the treasury is spent, a receipt must bring its storage.
+    let out = provider
+        .call(&run, "finalize_round")
+        .args_json(json!({"round": 1, "blob_hashes": [blob]}))
+        .max_gas()
+        .transact()
+        .await
+        .unwrap();
+    assert!(out.is_success(), "{out:?}");
+    net.worker.fast_forward(120).await.unwrap();
+    // Settling spends the treasury on compute, so its own storage comes from the caller.
+    let out = provider
+        .call(&run, "settle_round")
+        .args_json(json!({"round": 1}))
+        .deposit(NearToken::from_near(1))
+        .max_gas()
+        .transact()
+        .await
+        .unwrap();
+    assert!(out.is_success(), "{out:?}");
+    let treasury: Value = net
+        .worker
+        .view(&run, "treasury")
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        treasury.to_string().contains("\"treasury\":\"0\""),
+        "{treasury}"
+    );
+    let next = Receipt {
+        round: 2,
+        base_checkpoint: receipt.result_checkpoint,
+        ..receipt.clone()
+    };
+    let out = submit(signed(&next, &signing)).await;
+    assert!(
+        format!("{:?}", out.failures()).contains("the run's treasury is spent"),
+        "{out:?}"
+    );
+    let v: Value = net
+        .worker
+        .view(&run, "receipts")
+        .args_json(json!({"round": 2}))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        0,
+        "the unpaid receipt was not stored"
+    );
+    let out = provider
+        .call(&run, "submit_receipt")
+        .args_json(signed(&next, &signing))
+        .deposit(NearToken::from_near(1))
+        .max_gas()
+        .transact()
+        .await
+        .unwrap();
+    assert!(
+        out.is_success(),
+        "paying for storage lets it through: {out:?}"
+    );
 }
