@@ -2,9 +2,7 @@
 //! (dev_deploy, call, view, transfer, sub-accounts, keys, patch_state,
 //! fast_forward, concurrent transactions) works through JSON-RPC.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use near_workspaces::types::NearToken;
 
 #[tokio::test]

@@ -1,11 +1,9 @@
 //! The chain without RPC: transactions, receipts, refunds and staking rules,
 //! checked to the yocto against the outcomes the chain reports.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
+use crate::common::*;
 use crowdtrain_localnet::chain::{Chain, ChainConfig};
 use near_crypto::SecretKey;
 use near_primitives::account::{AccessKey, AccessKeyPermission, FunctionCallPermission};

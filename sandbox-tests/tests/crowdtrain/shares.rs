@@ -3,10 +3,8 @@
 //! exact. Revenues are whole multiples of the supply, so every share earns a whole
 //! number of yoctoNEAR and the expected amounts need no rounding model.
 
-mod common;
-
-use common::crowdtrain::{config, create_run, deploy_factory, wasm};
-use common::*;
+use crate::common::crowdtrain::{config, create_run, deploy_factory, wasm};
+use crate::common::*;
 use near_workspaces::types::NearToken;
 use serde_json::{Value, json};
 

@@ -2,11 +2,9 @@
 //! a bad signature, a replay, a receipt for another run, and one that does not pay
 //! its storage once the treasury is spent. Each refusal leaves no trace.
 
-mod common;
-
+use crate::common::crowdtrain::{config, create_run, deploy_factory, wasm};
+use crate::common::*;
 use base64::Engine;
-use common::crowdtrain::{config, create_run, deploy_factory, wasm};
-use common::*;
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
 use near_crypto::{SecretKey, Signature};
 use near_workspaces::types::NearToken;

@@ -4,10 +4,8 @@
 //! back and the creator gets the deposit back to the yocto. Skipped, with the
 //! reason printed, when the wasm has not been built.
 
-mod common;
-
-use common::crowdtrain::{burnt, config, wasm};
-use common::*;
+use crate::common::crowdtrain::{burnt, config, wasm};
+use crate::common::*;
 use near_workspaces::types::{Gas, NearToken};
 use serde_json::{Value, json};
 

@@ -3,10 +3,8 @@
 //! deposit) — a funder ends with exactly its start balance minus the gas its
 //! two transactions burnt.
 
-mod common;
-
-use common::crowdtrain::{burnt, config, create_run, deploy_factory, wasm};
-use common::*;
+use crate::common::crowdtrain::{burnt, config, create_run, deploy_factory, wasm};
+use crate::common::*;
 use near_workspaces::types::NearToken;
 use serde_json::Value;
 

@@ -1,12 +1,10 @@
 //! Malformed and failing requests get JSON-RPC errors in neard's shapes, never a
 //! crash, and the server keeps serving afterwards.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use crowdtrain_localnet::rpc::handle_request;
 use near_primitives::action::{Action, TransferAction};
 use near_primitives::types::Balance;

@@ -2,12 +2,10 @@
 //! and with 1,000 share holders, written to `sandbox-tests/GAS.md`. `pay_revenue`
 //! and `claim` must not grow with the number of holders (O(1) accounting).
 
-mod common;
-
 const HOLDERS: usize = 1000;
 
-use common::crowdtrain::{config, create_run, deploy_factory, wasm};
-use common::*;
+use crate::common::crowdtrain::{config, create_run, deploy_factory, wasm};
+use crate::common::*;
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
 use near_crypto::{KeyType, SecretKey, Signature};
 use near_workspaces::result::ExecutionFinalResult;
@@ -186,7 +184,7 @@ async fn gas_per_method_with_10_and_1000_holders() {
     let large = measure(HOLDERS, &factory_wasm).await;
     let mut table = String::from(
         "# Gas per run-contract method (Tgas burnt, whole transaction)\n\n\
-         Measured by `tests/crowdtrain_gas.rs` on the local chain (nearcore's VM and fees,\n\
+         Measured by `tests/crowdtrain/gas.rs` on the local chain (nearcore's VM and fees,\n\
          protocol config of near-parameters 0.38; trie-node costs are not charged, so\n\
          storage-heavy calls read slightly low). One round: 2 providers, one disputed.\n\n\
          | method | 10 holders | 1,000 holders | ratio |\n|---|---:|---:|---:|\n",

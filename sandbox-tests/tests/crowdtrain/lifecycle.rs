@@ -4,11 +4,9 @@
 //! settle → revenue paid → everyone claims. Shares, compute payments, royalties
 //! and every NEAR balance are checked to the yocto.
 
-mod common;
-
+use crate::common::crowdtrain::{burnt, config, create_run, deploy_factory, wasm};
+use crate::common::*;
 use base64::Engine;
-use common::crowdtrain::{burnt, config, create_run, deploy_factory, wasm};
-use common::*;
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
 use near_crypto::{KeyType, SecretKey, Signature};
 use near_workspaces::types::NearToken;

@@ -2,10 +2,8 @@
 //! in the same step, so the run's transfer finds no account. The run's callback
 //! must restore the pending royalties, and the NEAR stays with the run.
 
-mod common;
-
-use common::crowdtrain::{config, create_run, deploy_factory, wasm};
-use common::*;
+use crate::common::crowdtrain::{config, create_run, deploy_factory, wasm};
+use crate::common::*;
 use near_workspaces::types::NearToken;
 use serde_json::{Value, json};
 

@@ -1,0 +1,13 @@
+//! The crowdtrain scenarios on the real contract wasm (`make contracts`); each
+//! skips with a printed reason when the wasm is missing. One test binary.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod claim_restore;
+mod funding;
+mod gas;
+mod lifecycle;
+mod rejections;
+mod shares;
+mod smoke;
