@@ -15,3 +15,15 @@ sandbox-test: contracts
 
 localnet:
 	cargo run -p crowdtrain-sandbox-tests --bin crowdtrain-localnet -- --port $(LOCALNET_PORT) --home $(LOCALNET_HOME)
+
+# The main demo: one run end to end on the in-process local chain, with real training
+# (examples/round_demo.rs). Dev profile, so it shares the build of `make test`.
+# It goes first in `make demo`, before the agent's simulation.
+.PHONY: round-demo
+round-demo: contracts
+	cargo run -q -p crowdtrain-sandbox-tests --example round_demo
+
+DEMOS := round-demo $(DEMOS)
+# The demo checks itself (every provider and the auditor reach the same checkpoint,
+# the chain finalizes it, every holder is paid exactly); it is also a test target
+# (`test = true` in Cargo.toml), so `make test` runs it.
