@@ -106,3 +106,50 @@ pub async fn create_run(
     let id = format!("{name}.{}", factory.id()).parse().unwrap();
     (out, id)
 }
+
+/// A fresh chain with the factory deployed and run `name` created by `test.near`.
+pub struct FreshRun {
+    /// The chain and the near-workspaces worker on it.
+    pub net: super::Net,
+    /// `test.near`.
+    pub root: Account,
+    /// The run's account.
+    pub run: AccountId,
+    /// Block time when the run was configured, unix ms.
+    pub now_ms: u64,
+}
+
+/// Starts a chain, deploys the factory and creates run `name` from [`config`] with
+/// funding goal `goal`, changed by `edit`; `None`, with the reason printed, when
+/// `make contracts` has not built the wasm.
+pub async fn fresh_run(name: &str, goal: u128, edit: impl FnOnce(&mut Value)) -> Option<FreshRun> {
+    let (Some(factory_wasm), Some(_)) =
+        (wasm("crowdtrain_factory.wasm"), wasm("crowdtrain_run.wasm"))
+    else {
+        return None;
+    };
+    let net = super::start().await;
+    let root = net.worker.root_account().unwrap();
+    let factory = deploy_factory(&root, &factory_wasm).await;
+    let now_ms = net.worker.view_block().await.unwrap().timestamp() / 1_000_000;
+    let mut cfg = config("test.near", now_ms, goal);
+    edit(&mut cfg);
+    let (out, run) = create_run(&root, &factory, name, cfg).await;
+    assert!(out.is_success(), "{out:?}");
+    Some(FreshRun {
+        net,
+        root,
+        run,
+        now_ms,
+    })
+}
+
+/// `submit_receipt` arguments: the receipt and its ed25519 signature, base64.
+pub fn signed(receipt: &crowdtrain_protocol::Receipt, sk: &near_crypto::SecretKey) -> Value {
+    use base64::Engine;
+    let near_crypto::Signature::ED25519(sig) = sk.sign(&receipt.signing_hash().0) else {
+        unreachable!("ed25519 key")
+    };
+    let signature = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
+    json!({"receipt": receipt, "signature": signature})
+}

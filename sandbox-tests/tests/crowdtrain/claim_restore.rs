@@ -2,7 +2,7 @@
 //! in the same step, so the run's transfer finds no account. The run's callback
 //! must restore the pending royalties, and the NEAR stays with the run.
 
-use crate::common::crowdtrain::{config, create_run, deploy_factory, wasm};
+use crate::common::crowdtrain::{FreshRun, fresh_run};
 use crate::common::*;
 use near_workspaces::types::NearToken;
 use serde_json::{Value, json};
@@ -45,23 +45,9 @@ const HOLDER_WAT: &str = r#"
 
 #[tokio::test]
 async fn a_claim_to_a_deleted_account_restores_the_pending_royalties() {
-    let (Some(factory_wasm), Some(_)) =
-        (wasm("crowdtrain_factory.wasm"), wasm("crowdtrain_run.wasm"))
-    else {
+    let Some(FreshRun { net, root, run, .. }) = fresh_run("claims", 5 * NEAR, |_| {}).await else {
         return;
     };
-    let net = start().await;
-    let root = net.worker.root_account().unwrap();
-    let factory = deploy_factory(&root, &factory_wasm).await;
-    let now_ms = net.worker.view_block().await.unwrap().timestamp() / 1_000_000;
-    let (out, run) = create_run(
-        &root,
-        &factory,
-        "claims",
-        config("test.near", now_ms, 5 * NEAR),
-    )
-    .await;
-    assert!(out.is_success(), "{out:?}");
 
     let holder = root
         .create_subaccount("holder")

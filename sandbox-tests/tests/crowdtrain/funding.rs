@@ -3,30 +3,17 @@
 //! deposit) — a funder ends with exactly its start balance minus the gas its
 //! two transactions burnt.
 
-use crate::common::crowdtrain::{burnt, config, create_run, deploy_factory, wasm};
+use crate::common::crowdtrain::{FreshRun, burnt, fresh_run};
 use crate::common::*;
 use near_workspaces::types::NearToken;
 use serde_json::Value;
 
 #[tokio::test]
 async fn a_missed_goal_refunds_every_funder_in_full() {
-    let (Some(factory_wasm), Some(_)) =
-        (wasm("crowdtrain_factory.wasm"), wasm("crowdtrain_run.wasm"))
+    let Some(FreshRun { net, root, run, .. }) = fresh_run("missed", 100 * NEAR, |_| {}).await
     else {
         return;
     };
-    let net = start().await;
-    let root = net.worker.root_account().unwrap();
-    let factory = deploy_factory(&root, &factory_wasm).await;
-    let now_ms = net.worker.view_block().await.unwrap().timestamp() / 1_000_000;
-    let (out, run) = create_run(
-        &root,
-        &factory,
-        "missed",
-        config("test.near", now_ms, 100 * NEAR),
-    )
-    .await;
-    assert!(out.is_success(), "{out:?}");
 
     let mut funders = Vec::new();
     for (name, near) in [("f1", 2u128), ("f2", 3), ("f3", 4)] {

@@ -4,25 +4,17 @@
 
 const HOLDERS: usize = 1000;
 
-use crate::common::crowdtrain::{config, create_run, deploy_factory, wasm};
+use crate::common::crowdtrain::{config, create_run, deploy_factory, signed, wasm};
 use crate::common::*;
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
-use near_crypto::{KeyType, SecretKey, Signature};
+use near_crypto::{KeyType, SecretKey};
 use near_workspaces::result::ExecutionFinalResult;
 use near_workspaces::types::NearToken;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn tgas(out: &ExecutionFinalResult) -> f64 {
     assert!(out.is_success(), "{out:?}");
     out.total_gas_burnt.as_gas() as f64 / 1e12
-}
-
-fn signed(receipt: &Receipt, sk: &SecretKey) -> Value {
-    let Signature::ED25519(sig) = sk.sign(&receipt.signing_hash().0) else {
-        unreachable!("ed25519 key")
-    };
-    use base64::Engine;
-    json!({"receipt": receipt, "signature": base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())})
 }
 
 /// Runs one round with `holders` funders and returns (method, Tgas) in call order.

@@ -4,11 +4,10 @@
 //! settle → revenue paid → everyone claims. Shares, compute payments, royalties
 //! and every NEAR balance are checked to the yocto.
 
-use crate::common::crowdtrain::{burnt, config, create_run, deploy_factory, wasm};
+use crate::common::crowdtrain::{FreshRun, burnt, fresh_run, signed};
 use crate::common::*;
-use base64::Engine;
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
-use near_crypto::{KeyType, SecretKey, Signature};
+use near_crypto::{KeyType, SecretKey};
 use near_workspaces::types::NearToken;
 use near_workspaces::{Account, AccountId};
 use serde_json::{Value, json};
@@ -16,14 +15,6 @@ use serde_json::{Value, json};
 const TOKENS: u64 = 1000;
 const PRICE_PER_TOKEN: u128 = 1000;
 const SHARES_PER_TOKEN: u128 = 1000;
-
-fn signed(receipt: &Receipt, sk: &SecretKey) -> Value {
-    let Signature::ED25519(sig) = sk.sign(&receipt.signing_hash().0) else {
-        unreachable!("ed25519 key")
-    };
-    let signature = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
-    json!({"receipt": receipt, "signature": signature})
-}
 
 struct Ledger {
     /// NEAR balance each account should have, tracked from the outcomes.
@@ -51,19 +42,18 @@ impl Ledger {
 
 #[tokio::test]
 async fn the_full_lifecycle_pays_everyone_exactly() {
-    let (Some(factory_wasm), Some(_)) =
-        (wasm("crowdtrain_factory.wasm"), wasm("crowdtrain_run.wasm"))
+    let Some(FreshRun {
+        net,
+        root,
+        run,
+        now_ms,
+    }) = fresh_run("life", 9 * NEAR, |cfg| {
+        cfg["auditors"] = json!(["auditor.test.near"]);
+    })
+    .await
     else {
         return;
     };
-    let net = start().await;
-    let root = net.worker.root_account().unwrap();
-    let factory = deploy_factory(&root, &factory_wasm).await;
-    let now_ms = net.worker.view_block().await.unwrap().timestamp() / 1_000_000;
-    let mut cfg = config("test.near", now_ms, 9 * NEAR);
-    cfg["auditors"] = json!(["auditor.test.near"]);
-    let (out, run) = create_run(&root, &factory, "life", cfg).await;
-    assert!(out.is_success(), "{out:?}");
 
     let mut ledger = Ledger {
         expected: Vec::new(),

@@ -2,41 +2,28 @@
 //! a bad signature, a replay, a receipt for another run, and one that does not pay
 //! its storage once the treasury is spent. Each refusal leaves no trace.
 
-use crate::common::crowdtrain::{config, create_run, deploy_factory, wasm};
+use crate::common::crowdtrain::{FreshRun, fresh_run, signed};
 use crate::common::*;
-use base64::Engine;
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
-use near_crypto::{SecretKey, Signature};
+use near_crypto::SecretKey;
 use near_workspaces::types::NearToken;
 use serde_json::{Value, json};
 
-fn signed(receipt: &Receipt, sk: &SecretKey) -> Value {
-    let Signature::ED25519(sig) = sk.sign(&receipt.signing_hash().0) else {
-        unreachable!("ed25519 key")
-    };
-    let signature = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
-    json!({"receipt": receipt, "signature": signature})
-}
-
 #[tokio::test]
 async fn bad_signatures_replays_and_foreign_receipts_are_refused() {
-    let (Some(factory_wasm), Some(_)) =
-        (wasm("crowdtrain_factory.wasm"), wasm("crowdtrain_run.wasm"))
+    // A price no treasury can pay: settling round 1 spends it all.
+    let Some(FreshRun {
+        net,
+        root,
+        run,
+        now_ms,
+    }) = fresh_run("rej", 5 * NEAR, |cfg| {
+        cfg["price_per_token"] = json!((10 * NEAR).to_string());
+    })
+    .await
     else {
         return;
     };
-    let net = start().await;
-    let root = net.worker.root_account().unwrap();
-    let factory = deploy_factory(&root, &factory_wasm).await;
-    let now_ms = net.worker.view_block().await.unwrap().timestamp() / 1_000_000;
-    let (out, run) = create_run(&root, &factory, "rej", {
-        // A price no treasury can pay: settling round 1 spends it all.
-        let mut cfg = config("test.near", now_ms, 5 * NEAR);
-        cfg["price_per_token"] = json!((10 * NEAR).to_string());
-        cfg
-    })
-    .await;
-    assert!(out.is_success(), "{out:?}");
     let funder = root
         .create_subaccount("funder")
         .initial_balance(NearToken::from_near(20))

@@ -3,7 +3,7 @@
 //! exact. Revenues are whole multiples of the supply, so every share earns a whole
 //! number of yoctoNEAR and the expected amounts need no rounding model.
 
-use crate::common::crowdtrain::{config, create_run, deploy_factory, wasm};
+use crate::common::crowdtrain::{FreshRun, fresh_run};
 use crate::common::*;
 use near_workspaces::types::NearToken;
 use serde_json::{Value, json};
@@ -35,23 +35,9 @@ const RECEIVER_WAT: &str = r#"
 
 #[tokio::test]
 async fn royalties_follow_the_shares_across_transfers() {
-    let (Some(factory_wasm), Some(_)) =
-        (wasm("crowdtrain_factory.wasm"), wasm("crowdtrain_run.wasm"))
-    else {
+    let Some(FreshRun { net, root, run, .. }) = fresh_run("shares", 5 * NEAR, |_| {}).await else {
         return;
     };
-    let net = start().await;
-    let root = net.worker.root_account().unwrap();
-    let factory = deploy_factory(&root, &factory_wasm).await;
-    let now_ms = net.worker.view_block().await.unwrap().timestamp() / 1_000_000;
-    let (out, run) = create_run(
-        &root,
-        &factory,
-        "shares",
-        config("test.near", now_ms, 5 * NEAR),
-    )
-    .await;
-    assert!(out.is_success(), "{out:?}");
 
     let mut holders = Vec::new();
     for (name, near) in [("a", 3u128), ("b", 4)] {
