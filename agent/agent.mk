@@ -12,8 +12,9 @@ agent-bench:
 	cargo run --release -q -p crowdtrain-agent -- bench
 
 # A short simulation (about two minutes on 2 cores): table, out/simulate/simulate.{csv,png}.
+# Dev profile (dependencies optimised): it reuses the build of `make test`.
 agent-demo:
-	cargo run --release -q -p crowdtrain-agent -- simulate --workers 4 --rounds 4 --inner-steps 25 --out out/simulate
+	cargo run -q -p crowdtrain-agent -- simulate --workers 4 --rounds 4 --inner-steps 25 --out out/simulate
 
 PREPARE += agent-font
 BENCHES += agent-bench
