@@ -170,7 +170,7 @@ pub struct RunConfig {
     pub inner_steps: u32,
     /// Pseudo-gradient compression.
     pub quant: QuantConfig,
-    /// How many contiguous shards the training text is cut into.
+    /// How many equal shards the (shuffled) training text is cut into.
     pub shards: u32,
 }
 

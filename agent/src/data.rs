@@ -13,6 +13,12 @@ const KJV_GZ: &[u8] = include_bytes!("../data/kjv.txt.gz");
 /// Share of the text (by bytes) held out from training, taken from the end.
 const HELDOUT_FRACTION: f64 = 0.05;
 
+/// Size of the pieces (whole lines, about a chapter) the training text is shuffled in.
+const CHUNK_BYTES: usize = 4096;
+
+/// Seed of that shuffle: a property of the corpus, the same for every run.
+const CHUNK_SHUFFLE_SEED: u64 = 0x6b6a_765f_7368_7566; // "kjv_shuf"
+
 /// Training and held-out text as bytes (each byte is a token).
 #[derive(Clone, Debug)]
 pub struct Corpus {
@@ -58,7 +64,10 @@ impl Corpus {
         Self::from_text(text)
     }
 
-    /// Splits `text`: the last 5% (from a line break on) is held out.
+    /// Splits `text`: the last 5% (from a line break on) is held out. The rest is cut
+    /// into pieces of whole lines of about [`CHUNK_BYTES`] and shuffled once, with a
+    /// fixed seed, so that every shard mixes the whole text (as a pretraining set of
+    /// shuffled documents does) instead of being one or two books.
     pub fn from_text(mut text: Vec<u8>) -> Result<Self> {
         let mut cut = ((text.len() as f64) * (1.0 - HELDOUT_FRACTION)) as usize;
         while cut < text.len() && text[cut] != b'\n' {
@@ -69,7 +78,7 @@ impl Corpus {
             return Err(Error::Corpus("text too short to split".into()));
         }
         Ok(Self {
-            train: text,
+            train: shuffle_chunks(&text),
             heldout,
         })
     }
@@ -84,7 +93,7 @@ impl Corpus {
         &self.heldout
     }
 
-    /// Byte range of shard `index` of `shards` equal, contiguous pieces of the training text.
+    /// Shard `index` of `shards` equal, contiguous pieces of the (shuffled) training text.
     pub fn shard(&self, index: u32, shards: u32) -> &[u8] {
         let shards = shards.max(1) as usize;
         let len = self.train.len() / shards;
@@ -133,6 +142,26 @@ impl Corpus {
     }
 }
 
+/// `text` cut after a line break once a piece reaches [`CHUNK_BYTES`], the pieces put
+/// in an order drawn by Fisher–Yates from [`CHUNK_SHUFFLE_SEED`].
+fn shuffle_chunks(text: &[u8]) -> Vec<u8> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + CHUNK_BYTES).min(text.len());
+        while end < text.len() && text[end - 1] != b'\n' {
+            end += 1;
+        }
+        pieces.push(&text[start..end]);
+        start = end;
+    }
+    let mut prng = rng(CHUNK_SHUFFLE_SEED);
+    for i in (1..pieces.len()).rev() {
+        pieces.swap(i, prng.random_range(0..=i));
+    }
+    pieces.concat()
+}
+
 /// `batch` random windows of `seq_len + 1` bytes from `text`.
 fn windows(text: &[u8], prng: &mut impl Rng, batch: usize, seq_len: usize) -> Batch {
     assert!(text.len() > seq_len + 1, "text shorter than one window");
@@ -155,6 +184,40 @@ fn windows(text: &[u8], prng: &mut impl Rng, batch: usize, seq_len: usize) -> Ba
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_shard_mixes_the_whole_bible() {
+        let c = Corpus::kjv().unwrap();
+        for i in 0..16 {
+            let shard = c.shard(i, 16);
+            // Verses start with the book's abbreviation: "Ge1:1", "Mt5:3", ... (books whose
+            // abbreviation starts with a digit, "1Co", are not counted).
+            let books: std::collections::BTreeSet<&[u8]> = shard
+                .split(|&b| b == b'\n')
+                .filter_map(|l| {
+                    let n = l.iter().position(|b| b.is_ascii_digit())?;
+                    (n > 0 && l[n..].iter().take(8).any(|&b| b == b':')).then(|| &l[..n])
+                })
+                .collect();
+            // A contiguous sixteenth would hold one to five books.
+            assert!(
+                books.len() >= 15,
+                "shard {i} holds only {} books",
+                books.len()
+            );
+        }
+        // Shuffling moves whole lines: the same lines, in another order.
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(KJV_GZ)
+            .read_to_end(&mut text)
+            .unwrap();
+        let mut original: Vec<&[u8]> = text[..c.train().len()].split(|&b| b == b'\n').collect();
+        let mut shuffled: Vec<&[u8]> = c.train().split(|&b| b == b'\n').collect();
+        assert_ne!(original, shuffled);
+        original.sort_unstable();
+        shuffled.sort_unstable();
+        assert_eq!(original, shuffled);
+    }
 
     #[test]
     fn corpus_splits_and_batches_are_deterministic() {

@@ -9,7 +9,7 @@ use candle_core::Device;
 use clap::{Args, Parser, Subcommand};
 use crowdtrain_agent::data::Corpus;
 use crowdtrain_agent::report;
-use crowdtrain_agent::simulate::{RoundStats, SimConfig, run_diloco, run_sync};
+use crowdtrain_agent::simulate::{Diloco, SimConfig, Synchronous, run_diloco};
 use crowdtrain_agent::{InnerConfig, ModelConfig, OuterConfig, RunConfig};
 use crowdtrain_kernels::QuantConfig;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -82,6 +82,9 @@ struct RunArgs {
     /// Pseudo-gradient compression: int8 or int4.
     #[arg(long, default_value = "int8")]
     quant: String,
+    /// Pieces the training text is cut into; each worker trains on one per round.
+    #[arg(long, default_value_t = 16)]
+    shards: u32,
     /// Run id (feeds every seed).
     #[arg(long, default_value = "crowdtrain-sim")]
     run_id: String,
@@ -119,7 +122,7 @@ impl RunArgs {
                 },
                 inner_steps: self.inner_steps,
                 quant,
-                shards: 16,
+                shards: self.shards,
             },
             workers: self.workers,
             rounds: self.rounds,
@@ -190,14 +193,25 @@ fn simulate(args: &RunArgs, corpus: &Corpus, out: &std::path::Path) -> Result<()
         sim.run.inner.seq_len,
         args.quant
     );
+    // Both methods advance a round at a time so each row prints as soon as it exists.
     let steps = sim.total_inner_steps();
-    let pb = bar(steps * sim.workers as u64, "DiLoCo");
-    let diloco = run_diloco(&sim, corpus, &Device::Cpu, &mut || pb.inc(1))?;
+    let pb = bar(steps * (sim.workers as u64 + 1), "training");
+    let mut d = Diloco::new(&sim, corpus, &Device::Cpu)?;
+    let mut s = Synchronous::new(&sim, corpus, &Device::Cpu)?;
+    let (mut diloco, mut sync) = (vec![d.initial()?], vec![s.initial()?]);
+    // println through suspend: indicatif's own println drops lines when stderr is not a tty.
+    pb.suspend(|| {
+        println!("{}", report::table_header());
+        println!("{}", report::table_row(&diloco[0], &sync[0]));
+    });
+    for _ in 0..sim.rounds {
+        diloco.push(d.round(&mut || pb.inc(1))?);
+        sync.push(s.round(&mut || pb.inc(1))?);
+        let row = report::table_row(diloco.last().expect("pushed"), sync.last().expect("pushed"));
+        pb.suspend(|| println!("{row}"));
+    }
     pb.finish_and_clear();
-    let pb = bar(steps, "sync");
-    let sync = run_sync(&sim, corpus, &Device::Cpu, &mut || pb.inc(1))?;
-    pb.finish_and_clear();
-    print!("{}", table(&diloco, &sync));
+    println!("{}", report::summary(&diloco, &sync));
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let csv_path = out.join("simulate.csv");
     std::fs::write(&csv_path, report::csv(&diloco, &sync))
@@ -211,46 +225,4 @@ fn simulate(args: &RunArgs, corpus: &Corpus, out: &std::path::Path) -> Result<()
         .with_context(|| format!("drawing {}", png_path.display()))?;
     println!("wrote {} and {}", csv_path.display(), png_path.display());
     Ok(())
-}
-
-/// The per-round table printed by `simulate`.
-fn table(diloco: &[RoundStats], sync: &[RoundStats]) -> String {
-    let mut s = format!(
-        "{:>5} {:>10} | {:>11} {:>11} {:>12} | {:>11} {:>11} {:>12}\n",
-        "round",
-        "tokens",
-        "DiLoCo train",
-        "held-out",
-        "bytes/worker",
-        "sync train",
-        "held-out",
-        "bytes/worker"
-    );
-    for (d, y) in diloco.iter().zip(sync) {
-        s += &format!(
-            "{:>5} {:>10} | {:>12.4} {:>11.4} {:>12} | {:>11.4} {:>11.4} {:>12}\n",
-            d.round,
-            d.tokens,
-            d.train_loss,
-            d.heldout_loss,
-            d.bytes_per_worker,
-            y.train_loss,
-            y.heldout_loss,
-            y.bytes_per_worker
-        );
-    }
-    let sent_d: u64 = diloco.iter().map(|r| r.bytes_per_worker).sum();
-    let sent_s: u64 = sync.iter().map(|r| r.bytes_per_worker).sum();
-    if let (Some(d), Some(y)) = (diloco.last(), sync.last()) {
-        s += &format!(
-            "final held-out: DiLoCo {:.4} vs sync {:.4} ({:+.2}%); bytes per worker: {} vs {} ({:.0}× less)\n",
-            d.heldout_loss,
-            y.heldout_loss,
-            100.0 * (d.heldout_loss / y.heldout_loss - 1.0),
-            sent_d,
-            sent_s,
-            sent_s as f64 / sent_d.max(1) as f64
-        );
-    }
-    s
 }

@@ -35,6 +35,63 @@ pub fn csv(diloco: &[RoundStats], sync: &[RoundStats]) -> String {
     out
 }
 
+/// The header of the per-round table `simulate` prints as it goes.
+pub fn table_header() -> String {
+    format!(
+        "{:>5} {:>10} | {:>12} {:>11} {:>12} | {:>11} {:>11} {:>12}",
+        "round",
+        "tokens",
+        "DiLoCo train",
+        "held-out",
+        "bytes/worker",
+        "sync train",
+        "held-out",
+        "bytes/worker"
+    )
+}
+
+/// One round of both methods, aligned under [`table_header`].
+pub fn table_row(d: &RoundStats, s: &RoundStats) -> String {
+    format!(
+        "{:>5} {:>10} | {:>12.4} {:>11.4} {:>12} | {:>11.4} {:>11.4} {:>12}",
+        d.round,
+        d.tokens,
+        d.train_loss,
+        d.heldout_loss,
+        d.bytes_per_worker,
+        s.train_loss,
+        s.heldout_loss,
+        s.bytes_per_worker
+    )
+}
+
+/// Bytes one worker sent over all `rows`.
+pub fn bytes_sent(rows: &[RoundStats]) -> u64 {
+    rows.iter().map(|r| r.bytes_per_worker).sum()
+}
+
+/// Held-out gap of the last rows in percent (positive: DiLoCo is worse).
+pub fn gap_percent(diloco: &RoundStats, sync: &RoundStats) -> f64 {
+    100.0 * (diloco.heldout_loss as f64 / sync.heldout_loss as f64 - 1.0)
+}
+
+/// The closing line: final held-out losses, their gap, and the communication ratio.
+pub fn summary(diloco: &[RoundStats], sync: &[RoundStats]) -> String {
+    let (Some(d), Some(s)) = (diloco.last(), sync.last()) else {
+        return "no rounds run".into();
+    };
+    let (sent_d, sent_s) = (bytes_sent(diloco), bytes_sent(sync));
+    format!(
+        "final held-out: DiLoCo {:.4} vs sync {:.4} ({:+.2}%); bytes per worker: {} vs {} ({:.0}× less)",
+        d.heldout_loss,
+        s.heldout_loss,
+        gap_percent(d, s),
+        sent_d,
+        sent_s,
+        sent_s as f64 / sent_d.max(1) as f64
+    )
+}
+
 /// Registers the TrueType font once (plotters keeps a `'static` reference).
 fn register_font() -> Result<()> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
@@ -127,4 +184,40 @@ pub fn plot(path: &Path, title: &str, diloco: &[RoundStats], sync: &[RoundStats]
         .map_err(|e| plot_err(&e))?;
     root.present().map_err(|e| plot_err(&e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(round: u32, heldout: f32, bytes: u64) -> RoundStats {
+        RoundStats {
+            round,
+            tokens: round as u64 * 1000,
+            train_loss: heldout + 0.1,
+            heldout_loss: heldout,
+            bytes_per_worker: bytes,
+            checkpoint: None,
+        }
+    }
+
+    #[test]
+    fn summary_reports_the_gap_and_the_traffic_ratio() {
+        let diloco = [row(0, 5.0, 0), row(1, 2.2, 100), row(2, 2.04, 100)];
+        let sync = [row(0, 5.0, 0), row(1, 2.1, 100_000), row(2, 2.0, 100_000)];
+        let line = summary(&diloco, &sync);
+        assert!(
+            line.contains("DiLoCo 2.0400 vs sync 2.0000 (+2.00%)"),
+            "{line}"
+        );
+        assert!(line.contains("200 vs 200000 (1000× less)"), "{line}");
+        let r = table_row(&diloco[2], &sync[2]);
+        assert_eq!(
+            r.split_whitespace().collect::<Vec<_>>(),
+            [
+                "2", "2000", "|", "2.1400", "2.0400", "100", "|", "2.1000", "2.0000", "100000"
+            ]
+        );
+        assert_eq!(table_header().len(), r.len(), "columns line up");
+    }
 }

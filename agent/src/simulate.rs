@@ -50,87 +50,147 @@ pub struct RoundStats {
     pub checkpoint: Option<Hash32>,
 }
 
-/// Runs K DiLoCo workers for R rounds; `tick` is called after every inner step.
-pub fn run_diloco(
-    sim: &SimConfig,
-    corpus: &Corpus,
-    device: &Device,
-    tick: &mut dyn FnMut(),
-) -> Result<Vec<RoundStats>> {
-    let run = &sim.run;
-    let eval = eval_set(sim, corpus);
-    let model = Gpt::new(
-        run.model,
-        derive_seed(Purpose::Init, &run.run_id, 0, 0),
-        device,
-    )?;
-    let mut ck = Checkpoint::from_model(&model)?;
-    let mut stats = vec![initial_row(&model, &eval, Some(ck.hash()?))?];
-    let mut workers: Vec<WorkerState> = (0..sim.workers)
-        .map(|_| WorkerState::new(ck.params.len()))
-        .collect();
-    let mut tokens = 0;
-    for round in 0..sim.rounds as u64 {
+/// K DiLoCo workers exchanging blobs in memory, advanced one round at a time.
+pub struct Diloco<'a> {
+    sim: &'a SimConfig,
+    corpus: &'a Corpus,
+    eval: Vec<Batch>,
+    model: Gpt,
+    checkpoint: Checkpoint,
+    workers: Vec<WorkerState>,
+    round: u64,
+    tokens: u64,
+}
+
+impl<'a> Diloco<'a> {
+    /// Workers from the run's seeded initial weights.
+    pub fn new(sim: &'a SimConfig, corpus: &'a Corpus, device: &Device) -> Result<Self> {
+        let run = &sim.run;
+        let model = Gpt::new(
+            run.model,
+            derive_seed(Purpose::Init, &run.run_id, 0, 0),
+            device,
+        )?;
+        let checkpoint = Checkpoint::from_model(&model)?;
+        let workers = (0..sim.workers)
+            .map(|_| WorkerState::new(checkpoint.params.len()))
+            .collect();
+        Ok(Self {
+            eval: eval_set(sim, corpus),
+            sim,
+            corpus,
+            model,
+            checkpoint,
+            workers,
+            round: 0,
+            tokens: 0,
+        })
+    }
+
+    /// The row of the initial weights (round 0).
+    pub fn initial(&self) -> Result<RoundStats> {
+        initial_row(&self.model, &self.eval, Some(self.checkpoint.hash()?))
+    }
+
+    /// The current checkpoint (θ and outer momentum).
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// One round: every worker's H inner steps, the aggregate, the outer step.
+    /// `tick` is called after each worker's inner step.
+    pub fn round(&mut self, tick: &mut dyn FnMut()) -> Result<RoundStats> {
+        let run = &self.sim.run;
+        let round = self.round;
         let mut blobs = Vec::new();
         let mut loss_sum = 0.0f64;
         let mut steps = 0usize;
         let mut bytes = 0u64;
-        for (k, worker) in workers.iter_mut().enumerate() {
-            let work = train_local(run, corpus, &model, &ck, round, k as u32, worker)?;
+        for (k, worker) in self.workers.iter_mut().enumerate() {
+            let work = train_local(
+                run,
+                self.corpus,
+                &self.model,
+                &self.checkpoint,
+                round,
+                k as u32,
+                worker,
+            )?;
             for _ in 0..work.inner_steps {
                 tick();
             }
             loss_sum += work.step_losses.iter().map(|&l| l as f64).sum::<f64>();
             steps += work.step_losses.len();
-            tokens += work.tokens;
+            self.tokens += work.tokens;
             bytes = bytes.max(work.blob_bytes.len() as u64);
             blobs.push(PeerBlob {
                 peer: format!("worker-{k}"),
                 bytes: work.blob_bytes,
             });
         }
-        let agg = aggregate(run, round, &ck, &blobs)?;
-        ck = agg.checkpoint;
-        model.set_flat(&ck.params)?;
-        stats.push(RoundStats {
-            round: round as u32 + 1,
-            tokens,
+        let agg = aggregate(run, round, &self.checkpoint, &blobs)?;
+        self.checkpoint = agg.checkpoint;
+        self.model.set_flat(&self.checkpoint.params)?;
+        self.round += 1;
+        tracing::info!(round, checkpoint = %agg.hash, "round aggregated");
+        Ok(RoundStats {
+            round: self.round as u32,
+            tokens: self.tokens,
             train_loss: (loss_sum / steps.max(1) as f64) as f32,
-            heldout_loss: eval_loss(&model, &eval)?,
+            heldout_loss: eval_loss(&self.model, &self.eval)?,
             bytes_per_worker: bytes,
             checkpoint: Some(agg.hash),
-        });
-        tracing::info!(round, checkpoint = %agg.hash, "round aggregated");
+        })
     }
-    Ok(stats)
 }
 
-/// The baseline: one model, every step trained on the K workers' batches of that step
-/// at once. The mean loss over the concatenated batch has exactly the average of the
-/// K workers' gradients, which is what synchronous data parallelism all-reduces
-/// (4 bytes per parameter per worker per step).
-pub fn run_sync(
-    sim: &SimConfig,
-    corpus: &Corpus,
-    device: &Device,
-    tick: &mut dyn FnMut(),
-) -> Result<Vec<RoundStats>> {
-    let run = &sim.run;
-    let eval = eval_set(sim, corpus);
-    let model = Gpt::new(
-        run.model,
-        derive_seed(Purpose::Init, &run.run_id, 0, 0),
-        device,
-    )?;
-    let mut opt = AdamW::new(model.params())?;
-    let mut stats = vec![initial_row(&model, &eval, None)?];
-    let grad_bytes = 4 * run.model.param_count() as u64;
-    let h = run.inner_steps;
-    let mut tokens = 0;
-    for round in 0..sim.rounds as u64 {
-        let per_worker: Vec<Vec<Batch>> = (0..sim.workers)
+/// The baseline, advanced one round (H steps) at a time: one model, every step trained
+/// on the K workers' batches of that step at once. The mean loss over the concatenated
+/// batch has exactly the average of the K workers' gradients, which is what synchronous
+/// data parallelism all-reduces (4 bytes per parameter per worker per step).
+pub struct Synchronous<'a> {
+    sim: &'a SimConfig,
+    corpus: &'a Corpus,
+    eval: Vec<Batch>,
+    model: Gpt,
+    opt: AdamW,
+    round: u64,
+    tokens: u64,
+}
+
+impl<'a> Synchronous<'a> {
+    /// The baseline from the same seeded initial weights as DiLoCo.
+    pub fn new(sim: &'a SimConfig, corpus: &'a Corpus, device: &Device) -> Result<Self> {
+        let run = &sim.run;
+        let model = Gpt::new(
+            run.model,
+            derive_seed(Purpose::Init, &run.run_id, 0, 0),
+            device,
+        )?;
+        Ok(Self {
+            eval: eval_set(sim, corpus),
+            opt: AdamW::new(model.params())?,
+            sim,
+            corpus,
+            model,
+            round: 0,
+            tokens: 0,
+        })
+    }
+
+    /// The row of the initial weights (round 0).
+    pub fn initial(&self) -> Result<RoundStats> {
+        initial_row(&self.model, &self.eval, None)
+    }
+
+    /// H steps over the round's batches of all K workers; `tick` after each step.
+    pub fn round(&mut self, tick: &mut dyn FnMut()) -> Result<RoundStats> {
+        let run = &self.sim.run;
+        let round = self.round;
+        let h = run.inner_steps;
+        let per_worker: Vec<Vec<Batch>> = (0..self.sim.workers)
             .map(|k| {
-                corpus.round_batches(
+                self.corpus.round_batches(
                     &run.run_id,
                     round,
                     k,
@@ -145,20 +205,51 @@ pub fn run_sync(
         for step in 0..h as usize {
             let joined = concat(per_worker.iter().map(|w| &w[step]));
             let global_step = round * h as u64 + step as u64;
-            loss_sum += train_step(&model, &mut opt, &joined, global_step, &run.inner)? as f64;
-            tokens += joined.tokens();
+            loss_sum +=
+                train_step(&self.model, &mut self.opt, &joined, global_step, &run.inner)? as f64;
+            self.tokens += joined.tokens();
             tick();
         }
-        stats.push(RoundStats {
-            round: round as u32 + 1,
-            tokens,
+        self.round += 1;
+        Ok(RoundStats {
+            round: self.round as u32,
+            tokens: self.tokens,
             train_loss: (loss_sum / h.max(1) as f64) as f32,
-            heldout_loss: eval_loss(&model, &eval)?,
-            bytes_per_worker: grad_bytes * h as u64,
+            heldout_loss: eval_loss(&self.model, &self.eval)?,
+            bytes_per_worker: 4 * run.model.param_count() as u64 * h as u64,
             checkpoint: None,
-        });
+        })
     }
-    Ok(stats)
+}
+
+/// Runs K DiLoCo workers for R rounds; `tick` is called after every inner step.
+pub fn run_diloco(
+    sim: &SimConfig,
+    corpus: &Corpus,
+    device: &Device,
+    tick: &mut dyn FnMut(),
+) -> Result<Vec<RoundStats>> {
+    let mut d = Diloco::new(sim, corpus, device)?;
+    let mut rows = vec![d.initial()?];
+    for _ in 0..sim.rounds {
+        rows.push(d.round(tick)?);
+    }
+    Ok(rows)
+}
+
+/// Runs the synchronous baseline over the same tokens; `tick` after every step.
+pub fn run_sync(
+    sim: &SimConfig,
+    corpus: &Corpus,
+    device: &Device,
+    tick: &mut dyn FnMut(),
+) -> Result<Vec<RoundStats>> {
+    let mut s = Synchronous::new(sim, corpus, device)?;
+    let mut rows = vec![s.initial()?];
+    for _ in 0..sim.rounds {
+        rows.push(s.round(tick)?);
+    }
+    Ok(rows)
 }
 
 fn eval_set(sim: &SimConfig, corpus: &Corpus) -> Vec<Batch> {

@@ -1,0 +1,72 @@
+//! `crowdtrain simulate` as a user runs it: a table row per round (printed as the round
+//! ends), the closing line, the CSV and the PNG; bad flags fail with a message.
+
+use std::path::Path;
+use std::process::Command;
+
+fn crowdtrain(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_crowdtrain"))
+        .args(args)
+        .output()
+        .expect("crowdtrain runs")
+}
+
+#[test]
+fn simulate_prints_a_row_per_round_and_writes_csv_and_png() {
+    let font = std::env::var("CROWDTRAIN_FONT")
+        .unwrap_or_else(|_| crowdtrain_agent::report::DEFAULT_FONT.to_string());
+    if !Path::new(&font).exists() {
+        println!("skipped: no font at {font} for the PNG (make test installs fonts-dejavu-core)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("crowdtrain-cli-{}", std::process::id()));
+    let out = crowdtrain(&[
+        "simulate",
+        "--workers",
+        "2",
+        "--rounds",
+        "3",
+        "--inner-steps",
+        "2",
+        "--batch",
+        "2",
+        "--seq-len",
+        "32",
+        "--eval-batches",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rounds: Vec<u32> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(rounds, [0, 1, 2, 3], "{stdout}");
+    let last = stdout.lines().rev().nth(1).unwrap();
+    assert!(
+        last.starts_with("final held-out: DiLoCo") && last.contains("× less"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(dir.join("simulate.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+    let png = std::fs::read(dir.join("simulate.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_unknown_quantisation_is_refused_with_the_choices() {
+    let out = crowdtrain(&["simulate", "--quant", "int3", "--rounds", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown --quant \"int3\": int8 or int4"),
+        "{err}"
+    );
+}
