@@ -65,12 +65,7 @@ pub struct Diloco<'a> {
 impl<'a> Diloco<'a> {
     /// Workers from the run's seeded initial weights.
     pub fn new(sim: &'a SimConfig, corpus: &'a Corpus, device: &Device) -> Result<Self> {
-        let run = &sim.run;
-        let model = Gpt::new(
-            run.model,
-            derive_seed(Purpose::Init, &run.run_id, 0, 0),
-            device,
-        )?;
+        let model = initial_model(sim, device)?;
         let checkpoint = Checkpoint::from_model(&model)?;
         let workers = (0..sim.workers)
             .map(|_| WorkerState::new(checkpoint.params.len()))
@@ -161,12 +156,7 @@ pub struct Synchronous<'a> {
 impl<'a> Synchronous<'a> {
     /// The baseline from the same seeded initial weights as DiLoCo.
     pub fn new(sim: &'a SimConfig, corpus: &'a Corpus, device: &Device) -> Result<Self> {
-        let run = &sim.run;
-        let model = Gpt::new(
-            run.model,
-            derive_seed(Purpose::Init, &run.run_id, 0, 0),
-            device,
-        )?;
+        let model = initial_model(sim, device)?;
         Ok(Self {
             eval: eval_set(sim, corpus),
             opt: AdamW::new(model.params())?,
@@ -250,6 +240,16 @@ pub fn run_sync(
         rows.push(s.round(tick)?);
     }
     Ok(rows)
+}
+
+/// The run's seeded initial weights, which both methods start from.
+fn initial_model(sim: &SimConfig, device: &Device) -> Result<Gpt> {
+    let run = &sim.run;
+    Gpt::new(
+        run.model,
+        derive_seed(Purpose::Init, &run.run_id, 0, 0),
+        device,
+    )
 }
 
 fn eval_set(sim: &SimConfig, corpus: &Corpus) -> Vec<Batch> {
