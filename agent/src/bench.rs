@@ -11,6 +11,8 @@ use crowdtrain_agent::simulate::{RoundStats, SimConfig, run_diloco, run_sync};
 use crowdtrain_agent::train::train_step;
 use crowdtrain_agent::{Gpt, InnerConfig, ModelConfig, OuterConfig, RunConfig};
 use crowdtrain_kernels::QuantConfig;
+use std::io::Write as _;
+use std::time::Instant;
 
 /// Rounds of the loss figures (H = 256 each).
 const ROUNDS: u32 = 8;
@@ -23,8 +25,6 @@ const OUTER: OuterConfig = OuterConfig {
     lr: 1.0,
     momentum: 0.5,
 };
-use std::io::Write as _;
-use std::time::Instant;
 
 /// The DiLoCo setting the loss figures are measured at.
 struct LossBench {

@@ -183,7 +183,8 @@ fn simulate(args: &RunArgs, corpus: &Corpus, out: &std::path::Path) -> Result<()
     let sim = args.sim()?;
     let m = &sim.run.model;
     println!(
-        "model {} ({} parameters), {} workers × {} rounds × {} inner steps, batch {}×{}, {}",
+        "model {} ({} parameters), {} workers × {} rounds × {} inner steps, batch {}×{}, {}, \
+         outer lr {} momentum {}",
         args.model,
         m.param_count(),
         sim.workers,
@@ -191,7 +192,9 @@ fn simulate(args: &RunArgs, corpus: &Corpus, out: &std::path::Path) -> Result<()
         sim.run.inner_steps,
         sim.run.inner.batch,
         sim.run.inner.seq_len,
-        args.quant
+        args.quant,
+        sim.run.outer.lr,
+        sim.run.outer.momentum
     );
     // Both methods advance a round at a time so each row prints as soon as it exists.
     let steps = sim.total_inner_steps();
