@@ -8,7 +8,9 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::BTreeMap;
 
-/// AdamW moments per parameter name, and the number of steps taken.
+/// AdamW moments per parameter name, and the number of steps taken. Cloning is cheap
+/// (tensors are shared) and safe: a step replaces the moments, never writes into them.
+#[derive(Clone)]
 pub struct AdamW {
     m: BTreeMap<String, Tensor>,
     v: BTreeMap<String, Tensor>,

@@ -88,8 +88,12 @@ pub struct InnerConfig {
     pub min_lr: f64,
     /// Linear warmup steps.
     pub warmup_steps: u64,
-    /// Steps over which the cosine decays (the whole run's inner steps).
+    /// Steps over which the cosine decays (the whole run's inner steps, a warm start's
+    /// included).
     pub total_steps: u64,
+    /// Steps the weights were trained before round 0 (a warm start): round `r`'s inner
+    /// step `i` is step `step_offset + r·H + i` of the schedule.
+    pub step_offset: u64,
     /// Decoupled weight decay on matrices (not on norms, biases).
     pub weight_decay: f64,
     /// Adam's first-moment decay.
@@ -110,6 +114,7 @@ impl InnerConfig {
             min_lr: 3e-4,
             warmup_steps: (total_steps / 20).max(1),
             total_steps,
+            step_offset: 0,
             weight_decay: 0.1,
             beta1: 0.9,
             beta2: 0.95,
@@ -129,6 +134,11 @@ impl InnerConfig {
         let progress = (step - self.warmup_steps) as f64 / span;
         let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
         self.min_lr + cosine * (self.lr - self.min_lr)
+    }
+
+    /// The schedule step of round `round`'s inner step `i` with `h` inner steps a round.
+    pub fn global_step(&self, round: u64, h: u32, i: u64) -> u64 {
+        self.step_offset + round * h as u64 + i
     }
 
     /// Tokens one worker processes per inner step.

@@ -9,7 +9,7 @@ use candle_core::Device;
 use clap::{Args, Parser, Subcommand};
 use crowdtrain_agent::data::Corpus;
 use crowdtrain_agent::report;
-use crowdtrain_agent::simulate::{Diloco, SimConfig, Synchronous, run_diloco};
+use crowdtrain_agent::simulate::{Diloco, SimConfig, Start, Synchronous, run_diloco};
 use crowdtrain_agent::{InnerConfig, ModelConfig, OuterConfig, RunConfig};
 use crowdtrain_kernels::QuantConfig;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -91,6 +91,10 @@ struct RunArgs {
     /// Held-out batches per evaluation.
     #[arg(long, default_value_t = 16)]
     eval_batches: usize,
+    /// Synchronous steps both methods start from (a pretrained model, as in the DiLoCo
+    /// paper); the learning-rate schedule spans them and the rounds.
+    #[arg(long, default_value_t = 0)]
+    warm_start: u32,
 }
 
 impl RunArgs {
@@ -107,8 +111,9 @@ impl RunArgs {
             );
         }
         let quant = parse_quant(&self.quant)?;
-        let total = self.rounds as u64 * self.inner_steps as u64;
+        let total = self.warm_start as u64 + self.rounds as u64 * self.inner_steps as u64;
         let mut inner = InnerConfig::new(self.batch, self.seq_len, total);
+        inner.step_offset = self.warm_start as u64;
         inner.lr = self.lr;
         inner.min_lr = self.lr / 10.0;
         Ok(SimConfig {
@@ -127,6 +132,7 @@ impl RunArgs {
             workers: self.workers,
             rounds: self.rounds,
             eval_batches: self.eval_batches,
+            warm_start_steps: self.warm_start,
         })
     }
 }
@@ -165,7 +171,8 @@ fn main() -> Result<()> {
         Command::Simulate { run, out } => simulate(&run, &corpus, &out),
         Command::Train { run } => {
             let sim = run.sim()?;
-            let rows = run_diloco(&sim, &corpus, &Device::Cpu, &mut || {})?;
+            let start = Start::new(&sim, &corpus, &Device::Cpu, &mut || {})?;
+            let rows = run_diloco(&sim, &corpus, &start, &mut || {})?;
             for r in rows {
                 let hash = r.checkpoint.map(|h| h.to_hex()).unwrap_or_default();
                 println!(
@@ -198,9 +205,20 @@ fn simulate(args: &RunArgs, corpus: &Corpus, out: &std::path::Path) -> Result<()
     );
     // Both methods advance a round at a time so each row prints as soon as it exists.
     let steps = sim.total_inner_steps();
-    let pb = bar(steps * (sim.workers as u64 + 1), "training");
-    let mut d = Diloco::new(&sim, corpus, &Device::Cpu)?;
-    let mut s = Synchronous::new(&sim, corpus, &Device::Cpu)?;
+    let warm = sim.warm_start_steps as u64;
+    let pb = bar(warm + steps * (sim.workers as u64 + 1), "training");
+    let start = Start::new(&sim, corpus, &Device::Cpu, &mut || pb.inc(1))?;
+    if warm > 0 {
+        pb.suspend(|| {
+            println!(
+                "warm start: {warm} synchronous steps shared by both ({} tokens, {} bytes per \
+                 worker), held-out {:.4}; the table counts from there",
+                start.tokens, start.bytes_per_worker, start.heldout_loss
+            )
+        });
+    }
+    let mut d = Diloco::new(&sim, corpus, &start)?;
+    let mut s = Synchronous::new(&sim, corpus, &start)?;
     let (mut diloco, mut sync) = (vec![d.initial()?], vec![s.initial()?]);
     // println through suspend: indicatif's own println drops lines when stderr is not a tty.
     pb.suspend(|| {

@@ -84,7 +84,7 @@ pub fn train_local(
     let mut step_losses = Vec::with_capacity(h as usize);
     let mut tokens = 0;
     for (i, batch) in batches.iter().enumerate() {
-        let global_step = round * h as u64 + i as u64;
+        let global_step = run.inner.global_step(round, h, i as u64);
         step_losses.push(train_step(model, adamw, batch, global_step, &run.inner)?);
         tokens += batch.tokens();
     }

@@ -24,12 +24,79 @@ pub struct SimConfig {
     pub rounds: u32,
     /// Held-out batches per evaluation.
     pub eval_batches: usize,
+    /// Synchronous steps trained before round 0, shared by both methods (0 = start from
+    /// the seeded weights). The DiLoCo paper starts from such a pretrained model.
+    pub warm_start_steps: u32,
 }
 
 impl SimConfig {
     /// Inner steps over the whole simulation (for the learning-rate schedule).
     pub fn total_inner_steps(&self) -> u64 {
         self.rounds as u64 * self.run.inner_steps as u64
+    }
+}
+
+/// Where both methods start: the run's seeded weights, trained for
+/// [`SimConfig::warm_start_steps`] synchronous steps if any, with the optimiser state of
+/// those steps (DiLoCo workers and the baseline each continue from a copy of it).
+pub struct Start {
+    params: Vec<f32>,
+    opt: Option<AdamW>,
+    device: Device,
+    /// Held-out loss of the starting weights.
+    pub heldout_loss: f32,
+    /// Tokens the warm start trained on, all workers together.
+    pub tokens: u64,
+    /// Bytes each worker sent during the warm start (f32 gradients every step).
+    pub bytes_per_worker: u64,
+}
+
+impl Start {
+    /// The seeded weights, warm-started if the simulation asks for it. The warm start
+    /// reads its own batches (run id suffixed `/warm-start`), so no round sees them again.
+    /// `tick` is called after every warm-start step.
+    pub fn new(
+        sim: &SimConfig,
+        corpus: &Corpus,
+        device: &Device,
+        tick: &mut dyn FnMut(),
+    ) -> Result<Self> {
+        let eval = eval_set(sim, corpus);
+        let model = initial_model(sim, device)?;
+        let seeded = Self {
+            params: model.flat()?,
+            opt: None,
+            device: device.clone(),
+            heldout_loss: eval_loss(&model, &eval)?,
+            tokens: 0,
+            bytes_per_worker: 0,
+        };
+        if sim.warm_start_steps == 0 {
+            return Ok(seeded);
+        }
+        let mut warm = sim.clone();
+        warm.run.run_id = format!("{}/warm-start", sim.run.run_id);
+        warm.run.inner_steps = sim.warm_start_steps;
+        warm.run.inner.step_offset = 0;
+        warm.warm_start_steps = 0;
+        warm.eval_batches = 0;
+        let mut s = Synchronous::new(&warm, corpus, &seeded)?;
+        let row = s.round(tick)?;
+        Ok(Self {
+            params: s.model.flat()?,
+            heldout_loss: eval_loss(&s.model, &eval)?,
+            opt: Some(s.opt),
+            device: device.clone(),
+            tokens: row.tokens,
+            bytes_per_worker: row.bytes_per_worker,
+        })
+    }
+
+    /// A model holding the starting weights.
+    fn model(&self, sim: &SimConfig) -> Result<Gpt> {
+        let model = initial_model(sim, &self.device)?;
+        model.set_flat(&self.params)?;
+        Ok(model)
     }
 }
 
@@ -63,12 +130,16 @@ pub struct Diloco<'a> {
 }
 
 impl<'a> Diloco<'a> {
-    /// Workers from the run's seeded initial weights.
-    pub fn new(sim: &'a SimConfig, corpus: &'a Corpus, device: &Device) -> Result<Self> {
-        let model = initial_model(sim, device)?;
+    /// Workers from `start`'s weights (and its optimiser state, after a warm start).
+    pub fn new(sim: &'a SimConfig, corpus: &'a Corpus, start: &Start) -> Result<Self> {
+        let model = start.model(sim)?;
         let checkpoint = Checkpoint::from_model(&model)?;
         let workers = (0..sim.workers)
-            .map(|_| WorkerState::new(checkpoint.params.len()))
+            .map(|_| {
+                let mut w = WorkerState::new(checkpoint.params.len());
+                w.adamw = start.opt.clone();
+                w
+            })
             .collect();
         Ok(Self {
             eval: eval_set(sim, corpus),
@@ -154,12 +225,15 @@ pub struct Synchronous<'a> {
 }
 
 impl<'a> Synchronous<'a> {
-    /// The baseline from the same seeded initial weights as DiLoCo.
-    pub fn new(sim: &'a SimConfig, corpus: &'a Corpus, device: &Device) -> Result<Self> {
-        let model = initial_model(sim, device)?;
+    /// The baseline from the same start as DiLoCo.
+    pub fn new(sim: &'a SimConfig, corpus: &'a Corpus, start: &Start) -> Result<Self> {
+        let model = start.model(sim)?;
         Ok(Self {
             eval: eval_set(sim, corpus),
-            opt: AdamW::new(model.params())?,
+            opt: match &start.opt {
+                Some(opt) => opt.clone(),
+                None => AdamW::new(model.params())?,
+            },
             sim,
             corpus,
             model,
@@ -194,7 +268,7 @@ impl<'a> Synchronous<'a> {
         let mut loss_sum = 0.0f64;
         for step in 0..h as usize {
             let joined = concat(per_worker.iter().map(|w| &w[step]));
-            let global_step = round * h as u64 + step as u64;
+            let global_step = run.inner.global_step(round, h, step as u64);
             loss_sum +=
                 train_step(&self.model, &mut self.opt, &joined, global_step, &run.inner)? as f64;
             self.tokens += joined.tokens();
@@ -216,10 +290,10 @@ impl<'a> Synchronous<'a> {
 pub fn run_diloco(
     sim: &SimConfig,
     corpus: &Corpus,
-    device: &Device,
+    start: &Start,
     tick: &mut dyn FnMut(),
 ) -> Result<Vec<RoundStats>> {
-    let mut d = Diloco::new(sim, corpus, device)?;
+    let mut d = Diloco::new(sim, corpus, start)?;
     let mut rows = vec![d.initial()?];
     for _ in 0..sim.rounds {
         rows.push(d.round(tick)?);
@@ -231,10 +305,10 @@ pub fn run_diloco(
 pub fn run_sync(
     sim: &SimConfig,
     corpus: &Corpus,
-    device: &Device,
+    start: &Start,
     tick: &mut dyn FnMut(),
 ) -> Result<Vec<RoundStats>> {
-    let mut s = Synchronous::new(sim, corpus, device)?;
+    let mut s = Synchronous::new(sim, corpus, start)?;
     let mut rows = vec![s.initial()?];
     for _ in 0..sim.rounds {
         rows.push(s.round(tick)?);

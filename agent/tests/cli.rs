@@ -62,6 +62,62 @@ fn simulate_prints_a_row_per_round_and_writes_csv_and_png() {
 }
 
 #[test]
+fn simulate_from_a_warm_start_says_so_and_both_methods_begin_there() {
+    let font = std::env::var("CROWDTRAIN_FONT")
+        .unwrap_or_else(|_| crowdtrain_agent::report::DEFAULT_FONT.to_string());
+    if !Path::new(&font).exists() {
+        println!("skipped: no font at {font} for the PNG (make test installs fonts-dejavu-core)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("crowdtrain-cli-warm-{}", std::process::id()));
+    let out = crowdtrain(&[
+        "simulate",
+        "--workers",
+        "2",
+        "--rounds",
+        "1",
+        "--inner-steps",
+        "2",
+        "--batch",
+        "2",
+        "--seq-len",
+        "32",
+        "--eval-batches",
+        "1",
+        "--warm-start",
+        "6",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // "warm start: 6 synchronous steps shared by both (768 tokens, ...), held-out X; ..."
+    let warm = stdout
+        .lines()
+        .find(|l| l.starts_with("warm start: 6 synchronous steps"))
+        .unwrap_or_else(|| panic!("no warm start line: {stdout}"));
+    assert!(warm.contains("(768 tokens"), "{warm}");
+    let heldout = warm
+        .split("held-out ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap_or_else(|| panic!("{warm}"));
+    // Round 0 of both methods is the warm start's weights.
+    let row0: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("0"))
+        .unwrap_or_else(|| panic!("no round 0: {stdout}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row0.iter().filter(|&&f| f == heldout).count(),
+        2,
+        "{row0:?} vs {warm}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn an_unknown_quantisation_is_refused_with_the_choices() {
     let out = crowdtrain(&["simulate", "--quant", "int3", "--rounds", "1"]);
     assert!(!out.status.success());
