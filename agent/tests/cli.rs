@@ -1,5 +1,6 @@
 //! `crowdtrain simulate` as a user runs it: a table row per round, in order, the closing
-//! line, the CSV and the PNG; bad flags fail with a message. (That each row appears as
+//! line, the CSV and the PNG; a warm start announced and used by both methods; bad
+//! flags fail with a message. (That each row appears as
 //! its round ends is by construction in main.rs; this test sees only the finished output.)
 
 use std::path::Path;
@@ -12,21 +13,20 @@ fn crowdtrain(args: &[&str]) -> std::process::Output {
         .expect("crowdtrain runs")
 }
 
-#[test]
-fn simulate_prints_a_row_per_round_and_writes_csv_and_png() {
+/// A small simulate run (2 workers, H = 2, batch 2×32) with `extra` flags, into its own
+/// directory; `None` (after saying why) when there is no font for the PNG.
+fn small_simulate(name: &str, extra: &[&str]) -> Option<(std::path::PathBuf, String)> {
     let font = std::env::var("CROWDTRAIN_FONT")
         .unwrap_or_else(|_| crowdtrain_agent::report::DEFAULT_FONT.to_string());
     if !Path::new(&font).exists() {
         println!("skipped: no font at {font} for the PNG (make test installs fonts-dejavu-core)");
-        return;
+        return None;
     }
-    let dir = std::env::temp_dir().join(format!("crowdtrain-cli-{}", std::process::id()));
-    let out = crowdtrain(&[
+    let dir = std::env::temp_dir().join(format!("crowdtrain-cli-{name}-{}", std::process::id()));
+    let mut args = vec![
         "simulate",
         "--workers",
         "2",
-        "--rounds",
-        "3",
         "--inner-steps",
         "2",
         "--batch",
@@ -37,13 +37,23 @@ fn simulate_prints_a_row_per_round_and_writes_csv_and_png() {
         "1",
         "--out",
         dir.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    ];
+    args.extend_from_slice(extra);
+    let out = crowdtrain(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    Some((dir, stdout))
+}
+
+#[test]
+fn simulate_prints_a_row_per_round_and_writes_csv_and_png() {
+    let Some((dir, stdout)) = small_simulate("rows", &["--rounds", "3"]) else {
+        return;
+    };
     let rounds: Vec<u32> = stdout
         .lines()
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
@@ -63,34 +73,10 @@ fn simulate_prints_a_row_per_round_and_writes_csv_and_png() {
 
 #[test]
 fn simulate_from_a_warm_start_says_so_and_both_methods_begin_there() {
-    let font = std::env::var("CROWDTRAIN_FONT")
-        .unwrap_or_else(|_| crowdtrain_agent::report::DEFAULT_FONT.to_string());
-    if !Path::new(&font).exists() {
-        println!("skipped: no font at {font} for the PNG (make test installs fonts-dejavu-core)");
+    let Some((dir, stdout)) = small_simulate("warm", &["--rounds", "1", "--warm-start", "6"])
+    else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!("crowdtrain-cli-warm-{}", std::process::id()));
-    let out = crowdtrain(&[
-        "simulate",
-        "--workers",
-        "2",
-        "--rounds",
-        "1",
-        "--inner-steps",
-        "2",
-        "--batch",
-        "2",
-        "--seq-len",
-        "32",
-        "--eval-batches",
-        "1",
-        "--warm-start",
-        "6",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    };
     // "warm start: 6 synchronous steps shared by both (768 tokens, ...), held-out X; ..."
     let warm = stdout
         .lines()
