@@ -1,7 +1,7 @@
 //! `crowdtrain simulate` as a user runs it: a table row per round, in order, the closing
 //! line, the CSV and the PNG; a warm start announced and used by both methods; bad
-//! flags fail with a message. (That each row appears as
-//! its round ends is by construction in main.rs; this test sees only the finished output.)
+//! flags fail with a message. (That each row appears as its round ends is by
+//! construction in main.rs; this test sees only the finished output.)
 
 use std::path::Path;
 use std::process::Command;
