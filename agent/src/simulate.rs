@@ -63,15 +63,16 @@ impl Start {
     ) -> Result<Self> {
         let eval = eval_set(sim, corpus);
         let model = initial_model(sim, device)?;
-        let seeded = Self {
+        let mut seeded = Self {
             params: model.flat()?,
             opt: None,
             device: device.clone(),
-            heldout_loss: eval_loss(&model, &eval)?,
+            heldout_loss: f32::NAN, // measured below on the weights actually returned
             tokens: 0,
             bytes_per_worker: 0,
         };
         if sim.warm_start_steps == 0 {
+            seeded.heldout_loss = eval_loss(&model, &eval)?;
             return Ok(seeded);
         }
         let mut warm = sim.clone();
