@@ -7,7 +7,7 @@
 use candle_core::Device;
 use crowdtrain_agent::checkpoint::Checkpoint;
 use crowdtrain_agent::data::Corpus;
-use crowdtrain_agent::replay::{Claim, ReplayReport, Tolerance, replay};
+use crowdtrain_agent::replay::{Claim, MAX_EVIDENCE_LEN, ReplayReport, Tolerance, replay};
 use crowdtrain_agent::round::{
     LocalWork, PeerBlob, RoundResult, WorkerState, aggregate, train_local,
 };
@@ -119,10 +119,11 @@ impl Setup {
 
 fn show(case: &str, r: &ReplayReport) {
     eprintln!(
-        "{case:<44} cosine {:>7.4}  norm ratio {:>6.3}  {}",
+        "{case:<56} cosine {:>7.4}  norm ratio {:>6.3}  {}{}",
         r.cosine,
         r.norm_ratio,
-        if r.passed() { "pass" } else { "FAIL" }
+        if r.passed() { "pass" } else { "FAIL" },
+        if r.bit_exact { " (bit-exact)" } else { "" }
     );
 }
 
@@ -248,12 +249,32 @@ fn replay_separates_honest_from_dishonest_providers() {
         claim.blob = crowdtrain_protocol::sha256(&bytes);
         dishonest.push(("noise of the honest norm", claim, bytes));
 
+        // An honest blob under a receipt that lies about the loss or the tokens.
+        let mut better_loss = honest_receipt.clone();
+        better_loss.loss_end *= 0.9;
+        let mut more_tokens = honest_receipt.clone();
+        more_tokens.tokens *= 2;
+        for (case, receipt, why) in [
+            ("claims a lower loss_end", better_loss, "loss_end"),
+            ("claims twice the tokens", more_tokens, "tokens"),
+        ] {
+            let r = s.judge(&base, 1, &receipt, &honest.blob_bytes);
+            show(&format!("{name} honest blob, receipt {case}"), &r);
+            assert!(
+                !r.passed() && r.evidence().contains(why),
+                "{}",
+                r.evidence()
+            );
+        }
+
         for (case, receipt, bytes) in &dishonest {
             let r = s.judge(&base, 1, receipt, bytes);
             show(&format!("{name} {case}"), &r);
             assert!(!r.passed(), "{case} must fail: {}", r.evidence());
             assert!(r.evidence().contains("FAILED"), "{}", r.evidence());
+            assert!(r.evidence().len() <= MAX_EVIDENCE_LEN);
             dishonest_max_cos = dishonest_max_cos.max(r.cosine);
+            eprintln!("    {}", r.evidence());
         }
     }
     eprintln!(
