@@ -167,6 +167,11 @@ fn a_blob_scaled_by_1e30_moves_the_model_no_further_than_the_clip() {
         honest.clipped.is_empty(),
         "honest blobs are within 2× the median"
     );
+    let norms: Vec<f64> = blobs
+        .iter()
+        .map(|b| crowdtrain_agent::clip::blob_norm(&QuantizedBlob::from_bytes(&b.bytes).unwrap()))
+        .collect();
+    eprintln!("honest norms {norms:?}, median {}", honest.median_norm);
 
     let mut all = blobs.clone();
     let hostile = scaled_by(&blobs[0].bytes, 1e30);
