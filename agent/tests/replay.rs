@@ -192,6 +192,45 @@ fn replay_separates_honest_from_dishonest_providers() {
 
         let honest = s.train(&s.run, &base, 1, 1);
         let honest_receipt = receipt_of(1, &honest, &base);
+
+        // The auditor's own mistakes are errors, not verdicts: a blob that is not the
+        // receipt's, a base that is not the receipt's.
+        let err = replay(
+            &s.run,
+            &s.corpus,
+            &s.model,
+            &base,
+            &Claim {
+                provider: 1,
+                receipt: &honest_receipt,
+                blob: b"not the blob",
+                earlier: &[],
+            },
+            &tol,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("fetch the receipt's blob"),
+            "{err}"
+        );
+        let err = replay(
+            &s.run,
+            &s.corpus,
+            &s.model,
+            &base1,
+            &Claim {
+                provider: 1,
+                receipt: &honest_receipt,
+                blob: &honest.blob_bytes,
+                earlier: &[],
+            },
+            &tol,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("checkpoint hash mismatch"),
+            "{err}"
+        );
         let mut dishonest = Vec::new();
 
         // Trained with another seed: same shape of work, another run's data order.
