@@ -27,6 +27,7 @@ const WARM_START: u32 = 1024;
 const OUTER: OuterConfig = OuterConfig {
     lr: 1.0,
     momentum: 0.5,
+    clip_multiple: crowdtrain_agent::config::DEFAULT_CLIP_MULTIPLE,
 };
 const WORKERS: u32 = 4;
 

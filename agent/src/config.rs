@@ -147,6 +147,10 @@ impl InnerConfig {
     }
 }
 
+/// Default of [`OuterConfig::clip_multiple`]: honest pseudo-gradients of one round differ in
+/// norm by far less than 2× (agent/README.md, "Robust aggregation").
+pub const DEFAULT_CLIP_MULTIPLE: f32 = 2.0;
+
 /// The outer optimiser: Nesterov momentum on the averaged pseudo-gradient.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OuterConfig {
@@ -154,6 +158,9 @@ pub struct OuterConfig {
     pub lr: f32,
     /// Outer momentum (DiLoCo uses 0.9).
     pub momentum: f32,
+    /// Each pseudo-gradient's L2 norm is clipped to this multiple of the round's median
+    /// norm before averaging (the robust aggregation rule).
+    pub clip_multiple: f32,
 }
 
 impl Default for OuterConfig {
@@ -161,6 +168,7 @@ impl Default for OuterConfig {
         Self {
             lr: 0.7,
             momentum: 0.9,
+            clip_multiple: DEFAULT_CLIP_MULTIPLE,
         }
     }
 }
@@ -180,7 +188,8 @@ pub struct RunConfig {
     pub inner_steps: u32,
     /// Pseudo-gradient compression.
     pub quant: QuantConfig,
-    /// How many equal shards the (shuffled) training text is cut into.
+    /// Slots per round: at most this many providers train in a round, each on its own
+    /// disjoint interval of the epoch's samples (see `data::DataPlan`).
     pub shards: u32,
 }
 

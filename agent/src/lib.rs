@@ -4,11 +4,14 @@
 //! synchronous data-parallel training over the same tokens.
 
 pub mod adamw;
+pub mod assignment;
 pub mod checkpoint;
+pub mod clip;
 pub mod config;
 pub mod data;
 pub mod model;
 pub mod outer;
+pub mod replay;
 pub mod report;
 pub mod round;
 pub mod seeds;
@@ -52,6 +55,14 @@ pub enum Error {
     NoBlobs {
         /// The round.
         round: u64,
+    },
+    /// The round's arithmetic left the finite range: the round is refused, never saved.
+    #[error("round {round}: {what} is not finite; the round is refused")]
+    NonFinite {
+        /// The round.
+        round: u64,
+        /// Which value, e.g. "parameter 17 of the new checkpoint".
+        what: String,
     },
     /// The loss plot could not be drawn.
     #[error("plot: {0}")]

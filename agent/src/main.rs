@@ -82,7 +82,7 @@ struct RunArgs {
     /// Pseudo-gradient compression: int8 or int4.
     #[arg(long, default_value = "int8")]
     quant: String,
-    /// Pieces the training text is cut into; each worker trains on one per round.
+    /// Slots per round: each worker trains on its own disjoint slot of the epoch.
     #[arg(long, default_value_t = 16)]
     shards: u32,
     /// Run id (feeds every seed).
@@ -124,6 +124,7 @@ impl RunArgs {
                 outer: OuterConfig {
                     lr: self.outer_lr,
                     momentum: self.outer_momentum,
+                    ..OuterConfig::default()
                 },
                 inner_steps: self.inner_steps,
                 quant,

@@ -1,26 +1,8 @@
-//! The canonical aggregation and outer step: plain f32 loops on the CPU in a fixed
-//! order, no fused multiply-add (Rust never contracts `a * b + c`), so every
-//! participant reaches the same bits.
+//! The outer step: plain f32 loops on the CPU in a fixed order, no fused multiply-add
+//! (Rust never contracts `a * b + c`), so every participant reaches the same bits. The
+//! aggregation that feeds it is `round::aggregate`.
 
 use crate::config::OuterConfig;
-use crate::{Error, Result};
-use crowdtrain_kernels::{QuantizedBlob, dequantize_accumulate};
-
-/// Mean of the blobs' values: accumulate in the given order into zeros, then × (1/k).
-pub fn average(blobs: &[&QuantizedBlob], len: usize) -> Result<Vec<f32>> {
-    let mut acc = vec![0.0f32; len];
-    for blob in blobs {
-        dequantize_accumulate(blob, &mut acc)?;
-    }
-    if blobs.is_empty() {
-        return Err(Error::Shape("nothing to average".into()));
-    }
-    let inv = 1.0f32 / blobs.len() as f32;
-    for a in &mut acc {
-        *a *= inv;
-    }
-    Ok(acc)
-}
 
 /// Nesterov momentum on the pseudo-gradient `g` (PyTorch's SGD `nesterov=True`):
 /// `u ← μ·u + g`, `θ ← θ − lr·(g + μ·u)`.
@@ -46,6 +28,7 @@ mod tests {
         let cfg = OuterConfig {
             lr: 0.5,
             momentum: 0.9,
+            ..OuterConfig::default()
         };
         let (mut p, mut u) = (vec![1.0f32, 2.0], vec![0.0f32, 1.0]);
         nesterov_step(&mut p, &mut u, &[0.5, -1.0], cfg);

@@ -1,19 +1,42 @@
 //! One DiLoCo round as library functions: [`train_local`] (H inner steps from the base
-//! checkpoint, Δ = θ_start − θ_end, compressed with error feedback) and [`aggregate`]
-//! (decode the round's blobs, average them in blob-hash order, outer Nesterov step,
-//! new checkpoint). [`RoundResult`] carries everything a receipt needs.
+//! checkpoint on the provider's assigned samples, Δ = θ_start − θ_end, compressed with
+//! error feedback) and [`aggregate`] (check the round's blobs, clip each to a multiple of
+//! the median norm, average them in blob-hash order, outer Nesterov step, new
+//! checkpoint, refused if not finite). [`RoundResult`] carries everything a receipt needs.
 
 use crate::adamw::AdamW;
+use crate::assignment::DataPlan;
 use crate::checkpoint::Checkpoint;
+use crate::clip::{blob_norm, clip_factor, dequantizes_finite, lower_median, scaled};
 use crate::config::RunConfig;
 use crate::data::Corpus;
 use crate::model::Gpt;
-use crate::outer::{average, nesterov_step};
+use crate::outer::nesterov_step;
 use crate::seeds::{Purpose, derive_seed};
 use crate::train::train_step;
 use crate::{Error, Result};
-use crowdtrain_kernels::{ErrorFeedback, QuantizedBlob, dequantize};
+use crowdtrain_kernels::{ErrorFeedback, QuantizedBlob, dequantize_accumulate_all};
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
+
+/// A round's starting checkpoint with its hash, computed once and shared by every
+/// worker that trains from it.
+#[derive(Clone, Copy, Debug)]
+pub struct RoundBase<'a> {
+    /// θ_(r−1) and the outer momentum.
+    pub checkpoint: &'a Checkpoint,
+    /// Its hash.
+    pub hash: Hash32,
+}
+
+impl<'a> RoundBase<'a> {
+    /// Hashes `checkpoint` (serialises it once).
+    pub fn new(checkpoint: &'a Checkpoint) -> Result<Self> {
+        Ok(Self {
+            hash: checkpoint.hash()?,
+            checkpoint,
+        })
+    }
+}
 
 /// What a provider keeps between rounds: its inner optimiser and its compression residual.
 pub struct WorkerState {
@@ -54,8 +77,9 @@ pub struct LocalWork {
     pub step_losses: Vec<f32>,
 }
 
-/// Trains `run.inner_steps` steps from `base` on provider `provider`'s shard of round
-/// `round`, then compresses Δ = θ_start − θ_end with the provider's error feedback.
+/// Trains `run.inner_steps` steps from `base` on provider `provider`'s assigned samples
+/// of round `round` (its index in the provider list, below `run.shards`), then
+/// compresses Δ = θ_start − θ_end with the provider's error feedback.
 pub fn train_local(
     run: &RunConfig,
     corpus: &Corpus,
@@ -65,22 +89,30 @@ pub fn train_local(
     provider: u32,
     worker: &mut WorkerState,
 ) -> Result<LocalWork> {
-    let base_checkpoint = base.hash()?;
+    let base = RoundBase::new(base)?;
+    train_local_at(run, corpus, model, &base, round, provider, worker)
+}
+
+/// [`train_local`] from a base whose hash is already known.
+pub fn train_local_at(
+    run: &RunConfig,
+    corpus: &Corpus,
+    model: &Gpt,
+    base: &RoundBase<'_>,
+    round: u64,
+    provider: u32,
+    worker: &mut WorkerState,
+) -> Result<LocalWork> {
+    let (base_checkpoint, base) = (base.hash, base.checkpoint);
+    let h = run.inner_steps;
+    let plan = DataPlan::new(corpus, run.inner.seq_len, run.inner.batch, h, run.shards)?;
+    let assignment = plan.assignment(&run.run_id, round, provider)?;
+    let batches = corpus.batches(&run.run_id, &assignment);
     model.set_flat(&base.params)?;
     let adamw = match worker.adamw.as_mut() {
         Some(a) => a,
         None => worker.adamw.insert(AdamW::new(model.params())?),
     };
-    let h = run.inner_steps;
-    let batches = corpus.round_batches(
-        &run.run_id,
-        round,
-        provider,
-        run.shards,
-        h,
-        run.inner.batch,
-        run.inner.seq_len,
-    );
     let mut step_losses = Vec::with_capacity(h as usize);
     let mut tokens = 0;
     for (i, batch) in batches.iter().enumerate() {
@@ -129,6 +161,17 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// A blob the robust rule shrank: its hash, its norm, and the factor applied.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clipped {
+    /// The blob.
+    pub blob: Hash32,
+    /// Its norm as received.
+    pub norm: f64,
+    /// Its scales were multiplied by this (< 1).
+    pub factor: f32,
+}
+
 /// The round's new checkpoint and the blob set it was built from.
 #[derive(Clone, Debug)]
 pub struct Aggregate {
@@ -142,32 +185,50 @@ pub struct Aggregate {
     pub blob_set: Hash32,
     /// Blobs left out, with reasons.
     pub rejected: Vec<Rejected>,
+    /// The round's median pseudo-gradient norm (the clip is `clip_multiple` × this).
+    pub median_norm: f64,
+    /// Blobs clipped to the limit, in aggregation order.
+    pub clipped: Vec<Clipped>,
 }
 
-/// Decodes and checks `blobs`, averages the valid ones in ascending hash order on the
-/// CPU, applies the outer Nesterov step to `base`, and returns the new checkpoint.
-/// A malformed, wrong-length, non-finite or duplicate blob is left out with a warning.
+/// A blob that passed the checks, with what the rule needs to know of it.
+struct Accepted<'a> {
+    hash: Hash32,
+    bytes: &'a [u8],
+    blob: QuantizedBlob,
+    norm: f64,
+}
+
+/// The canonical aggregation (agent/README.md, "Robust aggregation"): checks `blobs`
+/// (malformed, wrong-length, overflowing or duplicate ones are left out with a warning),
+/// clips each pseudo-gradient's norm to `run.outer.clip_multiple` × the median norm,
+/// averages them in ascending hash order on the CPU, applies the outer Nesterov step to
+/// `base`, and returns the new checkpoint, or [`Error::NonFinite`] rather than a
+/// checkpoint holding a NaN or an infinity.
 pub fn aggregate(
     run: &RunConfig,
     round: u64,
     base: &Checkpoint,
     blobs: &[PeerBlob],
 ) -> Result<Aggregate> {
-    let mut valid: Vec<(Hash32, QuantizedBlob)> = Vec::new();
+    let mut valid: Vec<Accepted<'_>> = Vec::new();
     let mut rejected = Vec::new();
     for pb in blobs {
-        match check_blob(&pb.bytes, base.params.len()) {
-            Ok(blob) => {
-                let hash = sha256(&pb.bytes);
-                if valid.iter().any(|(h, _)| *h == hash) {
-                    rejected.push(Rejected {
-                        peer: pb.peer.clone(),
-                        reason: format!("duplicate of blob {hash}"),
-                    });
-                } else {
-                    valid.push((hash, blob));
-                }
+        let hash = sha256(&pb.bytes);
+        let checked = check_blob(&pb.bytes, base.params.len()).and_then(|blob| {
+            if valid.iter().any(|v| v.hash == hash) {
+                Err(format!("duplicate of blob {hash}"))
+            } else {
+                Ok(blob)
             }
+        });
+        match checked {
+            Ok(blob) => valid.push(Accepted {
+                hash,
+                bytes: &pb.bytes,
+                norm: blob_norm(&blob),
+                blob,
+            }),
             Err(reason) => rejected.push(Rejected {
                 peer: pb.peer.clone(),
                 reason,
@@ -180,29 +241,65 @@ pub fn aggregate(
     if valid.is_empty() {
         return Err(Error::NoBlobs { round });
     }
-    valid.sort_by_key(|v| v.0);
-    let refs: Vec<&QuantizedBlob> = valid.iter().map(|(_, b)| b).collect();
-    let g = average(&refs, base.params.len())?;
+    valid.sort_by_key(|v| v.hash);
+    let norms: Vec<f64> = valid.iter().map(|v| v.norm).collect();
+    let median_norm = lower_median(&norms);
+    let limit = run.outer.clip_multiple as f64 * median_norm;
+    let mut clipped = Vec::new();
+    for v in &mut valid {
+        let factor = clip_factor(v.norm, limit);
+        if factor < 1.0 {
+            v.blob = scaled(v.bytes, &v.blob, factor)?;
+            clipped.push(Clipped {
+                blob: v.hash,
+                norm: v.norm,
+                factor,
+            });
+            tracing::warn!(round, blob = %v.hash, norm = v.norm, limit, "pseudo-gradient clipped");
+        }
+    }
+    let mut g = vec![0.0f32; base.params.len()];
+    let refs: Vec<&QuantizedBlob> = valid.iter().map(|v| &v.blob).collect();
+    dequantize_accumulate_all(&refs, &mut g)?;
+    let inv = 1.0f32 / valid.len() as f32;
+    g.iter_mut().for_each(|x| *x *= inv);
     let mut next = base.clone();
     nesterov_step(&mut next.params, &mut next.momentum, &g, run.outer);
-    let blobs: Vec<Hash32> = valid.iter().map(|(h, _)| *h).collect();
+    refuse_non_finite(round, &next)?;
+    let blobs: Vec<Hash32> = valid.iter().map(|v| v.hash).collect();
     Ok(Aggregate {
         hash: next.hash()?,
         checkpoint: next,
         blob_set: blob_set_digest(&blobs),
         blobs,
         rejected,
+        median_norm,
+        clipped,
     })
 }
 
-/// Why a blob cannot be used, or the decoded blob.
+/// [`Error::NonFinite`] naming the first parameter or momentum that is NaN or infinite.
+fn refuse_non_finite(round: u64, ck: &Checkpoint) -> Result<()> {
+    for (name, values) in [("parameter", &ck.params), ("momentum", &ck.momentum)] {
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                round,
+                what: format!("{name} {i} of the new checkpoint ({})", values[i]),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why a blob cannot be used, or the decoded blob. Reads the scales only: the values
+/// are bounded by the wire format, so no value is dequantized here.
 fn check_blob(bytes: &[u8], len: usize) -> std::result::Result<QuantizedBlob, String> {
     let blob = QuantizedBlob::from_bytes(bytes).map_err(|e| format!("does not decode: {e}"))?;
     if blob.len() != len {
         return Err(format!("holds {} values, the model has {len}", blob.len()));
     }
-    if let Some(i) = dequantize(&blob).iter().position(|v| !v.is_finite()) {
-        return Err(format!("value {i} is not finite"));
+    if !dequantizes_finite(&blob) {
+        return Err("a block's scale × qmax overflows f32: values would not be finite".into());
     }
     Ok(blob)
 }

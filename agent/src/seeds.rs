@@ -3,9 +3,10 @@
 //!
 //! `seed = u64::from_le_bytes(sha256(TAG ‖ purpose ‖ 0x00 ‖ run_id ‖ 0x00 ‖ round_le64 ‖ provider_le32)[0..8])`
 //! with `TAG = b"crowdtrain:seed:v1\0"`. Purposes: `init` (round 0, provider 0: the
-//! initial weights), `shard` (which shard a provider trains on in a round), `batch`
-//! (the windows it samples inside that shard), `quant` (int4 stochastic rounding),
-//! `eval` (the held-out windows, round 0, provider 0).
+//! initial weights), `slots` (provider 0: the permutation dealing a round's slots to
+//! providers), `epoch` (the `round` field holds the epoch, provider 0: the order of the
+//! training samples in that epoch), `quant` (int4 stochastic rounding), `eval` (the
+//! held-out windows, round 0, provider 0).
 
 use crowdtrain_protocol::sha256;
 use rand::SeedableRng;
@@ -19,10 +20,10 @@ pub const SEED_TAG: &[u8] = b"crowdtrain:seed:v1\0";
 pub enum Purpose {
     /// Initial weights of the run.
     Init,
-    /// The shard a provider trains on in a round.
-    Shard,
-    /// The batch windows a provider samples in a round.
-    Batch,
+    /// Which slot of a round each provider trains on.
+    Slots,
+    /// The order of the training samples in an epoch.
+    Epoch,
     /// Stochastic rounding of the compressed pseudo-gradient.
     Quant,
     /// The fixed held-out evaluation windows.
@@ -33,8 +34,8 @@ impl Purpose {
     fn label(self) -> &'static [u8] {
         match self {
             Purpose::Init => b"init",
-            Purpose::Shard => b"shard",
-            Purpose::Batch => b"batch",
+            Purpose::Slots => b"slots",
+            Purpose::Epoch => b"epoch",
             Purpose::Quant => b"quant",
             Purpose::Eval => b"eval",
         }
@@ -66,13 +67,13 @@ mod tests {
 
     #[test]
     fn seeds_differ_by_every_input_and_are_pinned() {
-        let base = derive_seed(Purpose::Batch, "run.near", 3, 1);
-        assert_ne!(base, derive_seed(Purpose::Batch, "run.near", 3, 2));
-        assert_ne!(base, derive_seed(Purpose::Batch, "run.near", 4, 1));
-        assert_ne!(base, derive_seed(Purpose::Batch, "other.near", 3, 1));
-        assert_ne!(base, derive_seed(Purpose::Shard, "run.near", 3, 1));
+        let base = derive_seed(Purpose::Epoch, "run.near", 3, 1);
+        assert_ne!(base, derive_seed(Purpose::Epoch, "run.near", 3, 2));
+        assert_ne!(base, derive_seed(Purpose::Epoch, "run.near", 4, 1));
+        assert_ne!(base, derive_seed(Purpose::Epoch, "other.near", 3, 1));
+        assert_ne!(base, derive_seed(Purpose::Slots, "run.near", 3, 1));
         // Pins the derivation documented above: sha256 of the exact message.
-        let mut msg = b"crowdtrain:seed:v1\0batch\0run.near\0".to_vec();
+        let mut msg = b"crowdtrain:seed:v1\0epoch\0run.near\0".to_vec();
         msg.extend_from_slice(&3u64.to_le_bytes());
         msg.extend_from_slice(&1u32.to_le_bytes());
         let d = sha256(&msg).0;

@@ -2,11 +2,12 @@
 //! R rounds, and the baseline — synchronous data-parallel training over the same
 //! tokens with full-precision gradients averaged every step.
 
+use crate::assignment::DataPlan;
 use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
 use crate::data::{Batch, Corpus};
 use crate::model::Gpt;
-use crate::round::{PeerBlob, WorkerState, aggregate, train_local};
+use crate::round::{PeerBlob, RoundBase, WorkerState, aggregate, train_local_at};
 use crate::seeds::{Purpose, derive_seed};
 use crate::train::{eval_loss, train_step};
 use crate::{Result, adamw::AdamW};
@@ -78,6 +79,8 @@ impl Start {
         let mut warm = sim.clone();
         warm.run.run_id = format!("{}/warm-start", sim.run.run_id);
         warm.run.inner_steps = sim.warm_start_steps;
+        // One long round: one slot per worker, so the corpus holds it.
+        warm.run.shards = sim.workers;
         warm.run.inner.step_offset = 0;
         warm.warm_start_steps = 0;
         warm.eval_batches = 0;
@@ -125,6 +128,8 @@ pub struct Diloco<'a> {
     eval: Vec<Batch>,
     model: Gpt,
     checkpoint: Checkpoint,
+    /// The hash of `checkpoint`, computed once per round.
+    hash: Hash32,
     workers: Vec<WorkerState>,
     round: u64,
     tokens: u64,
@@ -147,6 +152,7 @@ impl<'a> Diloco<'a> {
             sim,
             corpus,
             model,
+            hash: checkpoint.hash()?,
             checkpoint,
             workers,
             round: 0,
@@ -156,7 +162,7 @@ impl<'a> Diloco<'a> {
 
     /// The row of the initial weights (round 0).
     pub fn initial(&self) -> Result<RoundStats> {
-        initial_row(&self.model, &self.eval, Some(self.checkpoint.hash()?))
+        initial_row(&self.model, &self.eval, Some(self.hash))
     }
 
     /// The current checkpoint (θ and outer momentum).
@@ -173,12 +179,16 @@ impl<'a> Diloco<'a> {
         let mut loss_sum = 0.0f64;
         let mut steps = 0usize;
         let mut bytes = 0u64;
+        let base = RoundBase {
+            checkpoint: &self.checkpoint,
+            hash: self.hash,
+        };
         for (k, worker) in self.workers.iter_mut().enumerate() {
-            let work = train_local(
+            let work = train_local_at(
                 run,
                 self.corpus,
                 &self.model,
-                &self.checkpoint,
+                &base,
                 round,
                 k as u32,
                 worker,
@@ -197,6 +207,7 @@ impl<'a> Diloco<'a> {
         }
         let agg = aggregate(run, round, &self.checkpoint, &blobs)?;
         self.checkpoint = agg.checkpoint;
+        self.hash = agg.hash;
         self.model.set_flat(&self.checkpoint.params)?;
         self.round += 1;
         tracing::info!(round, checkpoint = %agg.hash, "round aggregated");
@@ -253,19 +264,19 @@ impl<'a> Synchronous<'a> {
         let run = &self.sim.run;
         let round = self.round;
         let h = run.inner_steps;
+        let plan = DataPlan::new(
+            self.corpus,
+            run.inner.seq_len,
+            run.inner.batch,
+            h,
+            run.shards,
+        )?;
         let per_worker: Vec<Vec<Batch>> = (0..self.sim.workers)
             .map(|k| {
-                self.corpus.round_batches(
-                    &run.run_id,
-                    round,
-                    k,
-                    run.shards,
-                    h,
-                    run.inner.batch,
-                    run.inner.seq_len,
-                )
+                let a = plan.assignment(&run.run_id, round, k)?;
+                Ok(self.corpus.batches(&run.run_id, &a))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let mut loss_sum = 0.0f64;
         for step in 0..h as usize {
             let joined = concat(per_worker.iter().map(|w| &w[step]));
