@@ -5,10 +5,11 @@
 //! The layers are typed structs built once from the named parameters (as
 //! candle-transformers' llama.rs does), and activations stay `[batch·seq, width]` so
 //! each linear layer is one GEMM forward and one per gradient. On the CPU the norm,
-//! the causal softmax, GELU and the loss are fused kernels with their own backward
-//! ([`ops`]); elsewhere (CUDA) they are built from gradient-safe primitive candle ops
+//! causal attention, GELU and the loss are fused kernels with their own backward
+//! ([`ops`], [`attention`]); elsewhere (CUDA) they are built from gradient-safe primitive candle ops
 //! (the fused norm/softmax kernels of candle 0.11.1 return no gradient).
 
+mod attention;
 mod ops;
 
 use crate::config::ModelConfig;
@@ -252,20 +253,22 @@ impl Attention {
         let (b, t) = (ctx.b, ctx.t);
         let c = x.dim(1)?;
         let (nh, hd) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(x)?.reshape((b, t, 3, nh, hd))?;
+        let qkv = self.c_attn.forward(x)?;
+        if ctx.fused {
+            let op = attention::CausalAttention {
+                batch: b,
+                seq: t,
+                n_head: nh,
+            };
+            return self.c_proj.forward(&qkv.contiguous()?.apply_op1(op)?);
+        }
+        let qkv = qkv.reshape((b, t, 3, nh, hd))?;
         // [b, nh, t, hd] per head group.
         let heads = |i: usize| qkv.i((.., .., i))?.transpose(1, 2)?.contiguous();
         let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
         let scores = q.matmul(&k.t()?)?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let att = if ctx.fused {
-            let op = ops::CausalSoftmax {
-                scale: scale as f32,
-            };
-            scores.apply_op1(op)?
-        } else {
-            candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(&ctx.mask)?, D::Minus1)?
-        };
+        let att = candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(&ctx.mask)?, D::Minus1)?;
         let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, c))?;
         self.c_proj.forward(&y)
     }

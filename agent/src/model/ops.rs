@@ -1,5 +1,5 @@
-//! Fused CPU kernels with their own backward: layer norm, causal softmax, exact GELU
-//! and cross-entropy. Built from primitive candle ops these are 5–15 tensors each way;
+//! Fused CPU kernels with their own backward: layer norm, exact GELU and
+//! cross-entropy (attention is in `attention.rs`). Built from primitive candle ops these are 5–15 tensors each way;
 //! fused they are one pass over the rows, so a small model's step is no longer
 //! dominated by allocation and op dispatch.
 //!
@@ -26,7 +26,7 @@ fn values<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, op: &str) -> CResult<
 }
 
 /// Runs `f` on the values of a CPU tensor (made contiguous first).
-fn with_values<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> CResult<R> {
+pub(super) fn with_values<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> CResult<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
@@ -142,60 +142,6 @@ fn layer_norm_bwd(
         }
     }
     (dx, dw, db)
-}
-
-/// `softmax(scale · x)` over the last dimension of `[.., t, t]` attention scores with
-/// the causal mask applied: row `i` sees columns `0..=i`, the rest come out 0.
-pub struct CausalSoftmax {
-    /// Multiplies the scores before the softmax (1/√head_dim).
-    pub scale: f32,
-}
-
-impl CustomOp1 for CausalSoftmax {
-    fn name(&self) -> &'static str {
-        "fused-causal-softmax"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
-        let x = values::<f32>(s, l, self.name())?;
-        let t = l.dims()[l.dims().len() - 1];
-        let mut y = vec![0f32; x.len()];
-        map_rows(&mut y, t, |r, out| {
-            let i = r % t;
-            let row = &x[r * t..r * t + i + 1];
-            let max = row
-                .iter()
-                .fold(f32::NEG_INFINITY, |m, &v| m.max(v * self.scale));
-            let mut sum = 0f32;
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o = (v * self.scale - max).exp();
-                sum += *o;
-            }
-            for o in &mut out[..=i] {
-                *o /= sum;
-            }
-        });
-        Ok((CpuStorage::F32(y), l.shape().clone()))
-    }
-
-    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
-        let t = y.dim(candle_core::D::Minus1)?;
-        let dx = with_values::<f32, _>(y, |y| {
-            with_values::<f32, _>(grad, |dy| {
-                let mut dx = vec![0f32; y.len()];
-                map_rows(&mut dx, t, |r, out| {
-                    let n = r % t + 1;
-                    let (yr, gr) = (&y[r * t..r * t + n], &dy[r * t..r * t + n]);
-                    let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-                    for j in 0..n {
-                        out[j] = self.scale * yr[j] * (gr[j] - dot);
-                    }
-                });
-                dx
-            })
-        })??;
-        Ok(Some(Tensor::from_vec(dx, y.shape(), y.device())?))
-    }
 }
 
 /// Exact (erf) GELU, as nanoGPT's `nn.GELU()`; the same formula as candle's `gelu_erf`.
