@@ -56,3 +56,14 @@ fn cuda_training_and_blobs_match_the_cpu() {
         assert_eq!(on_gpu.to_bytes(), on_cpu.to_bytes(), "{quant:?}");
     }
 }
+
+#[test]
+fn device_names_are_checked_and_a_cpu_build_says_how_to_get_cuda() {
+    assert!(matches!(device_by_name("cpu"), Ok(Device::Cpu)));
+    let err = device_by_name("tpu").unwrap_err().to_string();
+    assert!(err.contains("cpu, cuda or cuda:N"), "{err}");
+    if !cfg!(feature = "cuda") {
+        let err = device_by_name("cuda:1").unwrap_err().to_string();
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+}
