@@ -67,6 +67,9 @@ pub enum Error {
     /// The loss plot could not be drawn.
     #[error("plot: {0}")]
     Plot(String),
+    /// The requested device cannot be used.
+    #[error("device: {0}")]
+    Device(String),
     /// Reading or writing a file failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -5,7 +5,6 @@
 mod bench;
 
 use anyhow::{Context, Result, bail};
-use candle_core::Device;
 use clap::{Args, Parser, Subcommand};
 use crowdtrain_agent::data::Corpus;
 use crowdtrain_agent::report;
@@ -95,6 +94,9 @@ struct RunArgs {
     /// paper); the learning-rate schedule spans them and the rounds.
     #[arg(long, default_value_t = 0)]
     warm_start: u32,
+    /// Where to train: cpu, cuda or cuda:N (a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 impl RunArgs {
@@ -172,7 +174,8 @@ fn main() -> Result<()> {
         Command::Simulate { run, out } => simulate(&run, &corpus, &out),
         Command::Train { run } => {
             let sim = run.sim()?;
-            let start = Start::new(&sim, &corpus, &Device::Cpu, &mut || {})?;
+            let device = crowdtrain_agent::model::device_by_name(&run.device)?;
+            let start = Start::new(&sim, &corpus, &device, &mut || {})?;
             let rows = run_diloco(&sim, &corpus, &start, &mut || {})?;
             for r in rows {
                 let hash = r.checkpoint.map(|h| h.to_hex()).unwrap_or_default();
@@ -208,7 +211,8 @@ fn simulate(args: &RunArgs, corpus: &Corpus, out: &std::path::Path) -> Result<()
     let steps = sim.total_inner_steps();
     let warm = sim.warm_start_steps as u64;
     let pb = bar(warm + steps * (sim.workers as u64 + 1), "training");
-    let start = Start::new(&sim, corpus, &Device::Cpu, &mut || pb.inc(1))?;
+    let device = crowdtrain_agent::model::device_by_name(&args.device)?;
+    let start = Start::new(&sim, corpus, &device, &mut || pb.inc(1))?;
     if warm > 0 {
         pb.suspend(|| {
             println!(

@@ -1,20 +1,40 @@
 //! A nanoGPT-style decoder: token + position embeddings, pre-norm blocks of causal
-//! self-attention and an MLP, a final norm, and an output head tied to the token
-//! embedding. Only gradient-safe candle ops (no fused norm/softmax kernels, which
-//! return no gradient in candle 0.11.1), and weights from our own seeded PRNG.
+//! self-attention and an MLP (exact GELU), a final norm, and an output head tied to
+//! the token embedding. Weights come from our own seeded PRNG.
+//!
+//! The layers are typed structs built once from the named parameters (as
+//! candle-transformers' llama.rs does), and activations stay `[batch·seq, width]` so
+//! each linear layer is one GEMM forward and one per gradient. On the CPU the norm,
+//! causal attention, GELU and the loss are fused kernels with their own backward
+//! ([`ops`], [`attention`]); elsewhere (CUDA) they are built from gradient-safe primitive candle ops
+//! (the fused norm/softmax kernels of candle 0.11.1 return no gradient).
+
+mod attention;
+mod ops;
 
 use crate::config::ModelConfig;
 use crate::seeds::rng;
 use crate::{Error, Result};
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
 use rand_distr::{Distribution, Normal};
 use std::collections::BTreeMap;
 
-/// The model: its config and its parameters by name (sorted, the canonical order).
+/// LayerNorm's variance guard (PyTorch's default).
+const LN_EPS: f32 = 1e-5;
+
+/// The model: its config, its parameters by name (sorted, the canonical order) and the
+/// typed layers that share those parameters' storage.
 pub struct Gpt {
     cfg: ModelConfig,
     params: BTreeMap<String, Var>,
     device: Device,
+    wte: Tensor,
+    wpe: Tensor,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    /// `[block_size, block_size]` causal mask of the primitive path, built once.
+    mask: Tensor,
+    fused: bool,
 }
 
 impl Gpt {
@@ -42,7 +62,23 @@ impl Gpt {
             let t = Tensor::from_vec(values, shape.as_slice(), device)?;
             params.insert(name, Var::from_tensor(&t)?);
         }
+        let p = |name: &str| -> Tensor {
+            params
+                .get(name)
+                .unwrap_or_else(|| panic!("layout has no {name}"))
+                .as_tensor()
+                .clone()
+        };
+        let blocks = (0..cfg.n_layer)
+            .map(|i| Block::new(&|n| p(&format!("h.{i}.{n}")), cfg.n_head))
+            .collect();
         Ok(Self {
+            wte: p("wte"),
+            wpe: p("wpe"),
+            blocks,
+            ln_f: LayerNorm::new(&|n| p(&format!("ln_f.{n}"))),
+            mask: causal_mask(cfg.block_size, device)?,
+            fused: device.is_cpu(),
             cfg,
             params,
             device: device.clone(),
@@ -94,87 +130,223 @@ impl Gpt {
 
     /// Logits `[batch, seq, vocab]` for input tokens `[batch, seq]`.
     pub fn forward(&self, idx: &Tensor) -> Result<Tensor> {
-        let (_b, t) = idx.dims2()?;
+        let (b, t) = idx.dims2()?;
+        Ok(self.logits(idx)?.reshape((b, t, self.cfg.vocab))?)
+    }
+
+    /// Mean next-token cross-entropy of `inputs` against `targets` (both `[batch, seq]`).
+    pub fn loss(&self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let logits = self.logits(inputs)?;
+        let targets = targets.flatten_all()?;
+        if self.fused {
+            let targets = targets.to_dtype(DType::U32)?;
+            return Ok(logits.apply_op2(&targets, ops::CrossEntropy)?);
+        }
+        Ok(candle_nn::loss::cross_entropy(&logits, &targets)?)
+    }
+
+    /// Logits `[batch·seq, vocab]`.
+    fn logits(&self, idx: &Tensor) -> Result<Tensor> {
+        let (b, t) = idx.dims2()?;
         if t > self.cfg.block_size {
             return Err(Error::Shape(format!(
                 "sequence of {t} exceeds block size {}",
                 self.cfg.block_size
             )));
         }
-        let wte = self.p("wte");
-        let pos = self.p("wpe").narrow(0, 0, t)?;
-        let mut x =
-            wte.embedding(&idx.flatten_all()?)?
-                .reshape((idx.dim(0)?, t, self.cfg.n_embd))?;
-        x = x.broadcast_add(&pos)?;
-        let mask = causal_mask(t, &self.device)?;
-        for i in 0..self.cfg.n_layer {
-            let h = format!("h.{i}");
-            x = (&x + self.attention(&h, &self.layer_norm(&x, &format!("{h}.ln_1"))?, &mask)?)?;
-            x = (&x + self.mlp(&h, &self.layer_norm(&x, &format!("{h}.ln_2"))?)?)?;
+        let d = self.cfg.n_embd;
+        let pos = self.wpe.narrow(0, 0, t)?;
+        let x = self
+            .wte
+            .embedding(&idx.flatten_all()?)?
+            .reshape((b, t, d))?;
+        let mut x = x.broadcast_add(&pos)?.reshape((b * t, d))?;
+        let ctx = Ctx {
+            b,
+            t,
+            fused: self.fused,
+            mask: self.mask.narrow(0, 0, t)?.narrow(1, 0, t)?,
+        };
+        for block in &self.blocks {
+            x = block.forward(&x, &ctx)?;
         }
-        let x = self.layer_norm(&x, "ln_f")?;
+        let x = self.ln_f.forward(&x, ctx.fused)?;
         // Tied head: logits = x · wteᵀ.
-        Ok(x.broadcast_matmul(&wte.t()?)?)
+        Ok(x.matmul(&self.wte.t()?)?)
     }
 
-    /// Mean next-token cross-entropy of `inputs` against `targets` (both `[batch, seq]`).
-    pub fn loss(&self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let logits = self.forward(inputs)?;
-        let (b, t, v) = logits.dims3()?;
-        let loss =
-            candle_nn::loss::cross_entropy(&logits.reshape((b * t, v))?, &targets.reshape(b * t)?)?;
-        Ok(loss)
+    /// Builds every op from primitive candle ops, as on CUDA (tests compare the paths).
+    #[cfg(test)]
+    fn with_primitive_ops(mut self) -> Self {
+        self.fused = false;
+        self
+    }
+}
+
+/// What every layer of one forward pass needs to know.
+struct Ctx {
+    b: usize,
+    t: usize,
+    /// Fused CPU kernels or primitive ops.
+    fused: bool,
+    /// `[t, t]` additive causal mask (primitive path only).
+    mask: Tensor,
+}
+
+/// `x · Wᵀ + b` with candle's `[out, in]` weight layout, on `[rows, in]` input.
+struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn new(p: &dyn Fn(&str) -> Tensor, name: &str) -> Self {
+        Self {
+            weight: p(&format!("{name}.weight")),
+            bias: p(&format!("{name}.bias")),
+        }
     }
 
-    fn p(&self, name: &str) -> &Tensor {
-        self.params
-            .get(name)
-            .unwrap_or_else(|| panic!("layout has no {name}"))
-            .as_tensor()
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    }
+}
+
+/// LayerNorm over the last dimension, with weight and bias.
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    fn new(p: &dyn Fn(&str) -> Tensor) -> Self {
+        Self {
+            weight: p("weight"),
+            bias: p("bias"),
+        }
     }
 
-    /// `x · Wᵀ + b` with candle's `[out, in]` weight layout.
-    fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        let w = self.p(&format!("{name}.weight"));
-        let b = self.p(&format!("{name}.bias"));
-        Ok(x.broadcast_matmul(&w.t()?)?.broadcast_add(b)?)
-    }
-
-    /// LayerNorm from primitive ops (the fused kernel has no backward).
-    fn layer_norm(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, fused: bool) -> candle_core::Result<Tensor> {
+        if fused {
+            let op = ops::LayerNorm { eps: LN_EPS };
+            return x.contiguous()?.apply_op3(&self.weight, &self.bias, op);
+        }
         let mean = x.mean_keepdim(D::Minus1)?;
         let centered = x.broadcast_sub(&mean)?;
         let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centered.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
-        let w = self.p(&format!("{name}.weight"));
-        let b = self.p(&format!("{name}.bias"));
-        Ok(normed.broadcast_mul(w)?.broadcast_add(b)?)
+        let normed = centered.broadcast_div(&(var + LN_EPS as f64)?.sqrt()?)?;
+        normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
     }
+}
 
-    fn attention(&self, h: &str, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, t, c) = x.dims3()?;
-        let nh = self.cfg.n_head;
-        let hd = c / nh;
-        let qkv = self.linear(x, &format!("{h}.attn.c_attn"))?;
-        let heads = |i: usize| -> Result<Tensor> {
-            Ok(qkv
-                .narrow(2, i * c, c)?
-                .reshape((b, t, nh, hd))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
+/// Causal multi-head self-attention.
+struct Attention {
+    c_attn: Linear,
+    c_proj: Linear,
+    n_head: usize,
+}
+
+impl Attention {
+    fn forward(&self, x: &Tensor, ctx: &Ctx) -> candle_core::Result<Tensor> {
+        let (b, t) = (ctx.b, ctx.t);
+        let c = x.dim(1)?;
+        let (nh, hd) = (self.n_head, c / self.n_head);
+        let qkv = self.c_attn.forward(x)?;
+        if ctx.fused {
+            let op = attention::CausalAttention {
+                batch: b,
+                seq: t,
+                n_head: nh,
+            };
+            return self.c_proj.forward(&qkv.contiguous()?.apply_op1(op)?);
+        }
+        let qkv = qkv.reshape((b, t, 3, nh, hd))?;
+        // [b, nh, t, hd] per head group.
+        let heads = |i: usize| qkv.i((.., .., i))?.transpose(1, 2)?.contiguous();
         let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
-        let att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let att = candle_nn::ops::softmax(&att.broadcast_add(mask)?, D::Minus1)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
-        self.linear(&y, &format!("{h}.attn.c_proj"))
+        let scores = q.matmul(&k.t()?)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let att = candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(&ctx.mask)?, D::Minus1)?;
+        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, c))?;
+        self.c_proj.forward(&y)
+    }
+}
+
+/// The feed-forward half of a block: 4× wider, exact GELU.
+struct Mlp {
+    c_fc: Linear,
+    c_proj: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor, fused: bool) -> candle_core::Result<Tensor> {
+        let h = self.c_fc.forward(x)?;
+        let h = if fused {
+            h.apply_op1(ops::Gelu)?
+        } else {
+            h.gelu_erf()?
+        };
+        self.c_proj.forward(&h)
+    }
+}
+
+/// One pre-norm transformer block.
+struct Block {
+    ln_1: LayerNorm,
+    attn: Attention,
+    ln_2: LayerNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    /// The block whose parameters `p` finds by their name inside the block.
+    fn new(p: &dyn Fn(&str) -> Tensor, n_head: usize) -> Self {
+        Self {
+            ln_1: LayerNorm::new(&|n| p(&format!("ln_1.{n}"))),
+            attn: Attention {
+                c_attn: Linear::new(p, "attn.c_attn"),
+                c_proj: Linear::new(p, "attn.c_proj"),
+                n_head,
+            },
+            ln_2: LayerNorm::new(&|n| p(&format!("ln_2.{n}"))),
+            mlp: Mlp {
+                c_fc: Linear::new(p, "mlp.c_fc"),
+                c_proj: Linear::new(p, "mlp.c_proj"),
+            },
+        }
     }
 
-    fn mlp(&self, h: &str, x: &Tensor) -> Result<Tensor> {
-        let x = self.linear(x, &format!("{h}.mlp.c_fc"))?.gelu()?;
-        self.linear(&x, &format!("{h}.mlp.c_proj"))
+    fn forward(&self, x: &Tensor, ctx: &Ctx) -> candle_core::Result<Tensor> {
+        let x = (x + self.attn.forward(&self.ln_1.forward(x, ctx.fused)?, ctx)?)?;
+        &x + self
+            .mlp
+            .forward(&self.ln_2.forward(&x, ctx.fused)?, ctx.fused)?
     }
+}
+
+/// The device named on the command line: `cpu`, `cuda` (GPU 0) or `cuda:N`. CUDA needs
+/// a build with `--features cuda` and an NVIDIA driver; the error says which is missing.
+pub fn device_by_name(name: &str) -> Result<Device> {
+    let ordinal = match name {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                Error::Device(format!("unknown device {other:?}: cpu, cuda or cuda:N"))
+            })?,
+    };
+    if !candle_core::utils::cuda_is_available() {
+        return Err(Error::Device(
+            "this crowdtrain was built without CUDA: rebuild with `cargo build --release \
+             --features cuda` on a machine with the CUDA toolkit"
+                .into(),
+        ));
+    }
+    Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open GPU {ordinal}: {e}")))
 }
 
 /// `[t, t]`: 0 on and below the diagonal, a large negative number above it.
@@ -182,7 +354,7 @@ fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
     let m: Vec<f32> = (0..t * t)
         .map(|i| if i % t > i / t { -1e9 } else { 0.0 })
         .collect();
-    Ok(Tensor::from_vec(m, (t, t), device)?.to_dtype(DType::F32)?)
+    Ok(Tensor::from_vec(m, (t, t), device)?)
 }
 
 /// Every parameter's name and shape, sorted by name (the canonical order).
@@ -222,7 +394,15 @@ mod tests {
     #[test]
     fn every_parameter_gets_a_nonzero_gradient() {
         let cfg = ModelConfig::tiny();
-        let model = Gpt::new(cfg, 7, &Device::Cpu).unwrap();
+        let fused = Gpt::new(cfg, 7, &Device::Cpu).unwrap();
+        let primitive = Gpt::new(cfg, 7, &Device::Cpu).unwrap().with_primitive_ops();
+        for model in [fused, primitive] {
+            every_parameter_gets_a_gradient(&model);
+        }
+    }
+
+    fn every_parameter_gets_a_gradient(model: &Gpt) {
+        let cfg = *model.config();
         assert_eq!(model.flat().unwrap().len(), cfg.param_count());
         let tokens: Vec<u32> = (0..2 * 16).map(|i| (i * 37 % 256) as u32).collect();
         let x = Tensor::from_slice(&tokens[..], (2, 16), &Device::Cpu).unwrap();
@@ -251,6 +431,57 @@ mod tests {
             assert!(
                 norm > 0.0 && norm.is_finite(),
                 "{name} gradient norm {norm}"
+            );
+        }
+    }
+
+    /// Loss and every gradient of `model` on a fixed batch.
+    fn loss_and_grads(model: &Gpt) -> (f32, Vec<(String, Vec<f32>)>) {
+        let tokens: Vec<u32> = (0..3 * 20).map(|i| (i * 53 % 256) as u32).collect();
+        let targets: Vec<u32> = tokens.iter().map(|t| (t * 7 + 3) % 256).collect();
+        let x = Tensor::from_slice(&tokens[..], (3, 20), &Device::Cpu).unwrap();
+        let y = Tensor::from_slice(&targets[..], (3, 20), &Device::Cpu).unwrap();
+        let loss = model.loss(&x, &y).unwrap();
+        let grads = loss.backward().unwrap();
+        let by_name = model
+            .params()
+            .iter()
+            .map(|(name, var)| {
+                let g = grads.get(var.as_tensor()).expect("gradient");
+                (name.clone(), g.flatten_all().unwrap().to_vec1().unwrap())
+            })
+            .collect();
+        (loss.to_scalar().unwrap(), by_name)
+    }
+
+    #[test]
+    fn fused_kernels_match_primitive_ops() {
+        // The CPU trains with fused kernels, a GPU with candle's primitive ops: both
+        // must be the same model (same loss, same gradients up to rounding).
+        let cfg = ModelConfig::tiny();
+        let fused = Gpt::new(cfg, 11, &Device::Cpu).unwrap();
+        let primitive = Gpt::new(cfg, 11, &Device::Cpu)
+            .unwrap()
+            .with_primitive_ops();
+        // Train one step so the norms' weights and biases are no longer 1 and 0.
+        let (l0, g0) = loss_and_grads(&fused);
+        for ((_, g), var) in g0.iter().zip(fused.params().values()) {
+            let t = (var.as_tensor()
+                - (Tensor::from_slice(g, var.shape(), &Device::Cpu).unwrap() * 0.5).unwrap())
+            .unwrap();
+            var.set(&t).unwrap();
+        }
+        primitive.set_flat(&fused.flat().unwrap()).unwrap();
+        let (lf, gf) = loss_and_grads(&fused);
+        let (lp, gp) = loss_and_grads(&primitive);
+        assert!(lf < l0, "a gradient step lowered the loss: {l0} -> {lf}");
+        assert!((lf - lp).abs() < 1e-4, "fused loss {lf}, primitive {lp}");
+        for ((name, a), (_, b)) in gf.iter().zip(&gp) {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                worst <= 1e-3 * scale + 1e-7,
+                "{name}: fused and primitive gradients differ by {worst} (scale {scale})"
             );
         }
     }

@@ -1,0 +1,261 @@
+//! Fused CPU kernels with their own backward: layer norm, exact GELU and
+//! cross-entropy (attention is in `attention.rs`). Built from primitive candle ops these are 5–15 tensors each way;
+//! fused they are one pass over the rows, so a small model's step is no longer
+//! dominated by allocation and op dispatch.
+//!
+//! Determinism: rows are independent and each row is computed by one thread in a fixed
+//! order, and every reduction across rows (the norm's weight and bias gradients, the
+//! loss) runs sequentially, so the bits do not depend on the thread count.
+
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor, WithDType,
+};
+use rayon::prelude::*;
+
+type CResult<T> = candle_core::Result<T>;
+
+/// Rows per rayon task: enough work per task that scheduling does not dominate.
+const MIN_ROWS_PER_TASK: usize = 16;
+
+/// The contiguous values of a CPU storage.
+fn values<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, op: &str) -> CResult<&'a [T]> {
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: input is not contiguous")))?;
+    Ok(&s.as_slice::<T>()?[a..b])
+}
+
+/// Runs `f` on the values of a CPU tensor (made contiguous first).
+pub(super) fn with_values<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> CResult<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("fused ops run on the CPU only")
+    };
+    Ok(f(values(cpu, layout, "fused op")?))
+}
+
+/// `out[r] = f(r, in[r])` for every row of width `width`, rows spread over rayon.
+fn map_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    out.par_chunks_mut(width)
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(r, row)| f(r, row));
+}
+
+/// Mean and 1/std of one row (population variance, as nanoGPT's `F.layer_norm`).
+fn moments(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// `LayerNorm(x) · w + b` over the last dimension of a `[rows, d]` input.
+pub struct LayerNorm {
+    /// Variance guard.
+    pub eps: f32,
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let x = values::<f32>(s1, l1, self.name())?;
+        let (w, b) = (values::<f32>(s2, l2, "w")?, values::<f32>(s3, l3, "b")?);
+        let d = w.len();
+        let mut y = vec![0f32; x.len()];
+        map_rows(&mut y, d, |r, out| {
+            let row = &x[r * d..(r + 1) * d];
+            let (mean, rstd) = moments(row, self.eps);
+            for j in 0..d {
+                out[j] = (row[j] - mean) * rstd * w[j] + b[j];
+            }
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = w.elem_count();
+        let (dx, dw, db) = with_values::<f32, _>(x, |x| {
+            with_values::<f32, _>(w, |w| {
+                with_values::<f32, _>(grad, |dy| layer_norm_bwd(x, w, dy, d, self.eps))
+            })
+        })???;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw, d, dev)?),
+            Some(Tensor::from_vec(db, d, dev)?),
+        ))
+    }
+}
+
+/// The three gradients of a layer norm: input (per row, parallel), weight and bias
+/// (summed over rows in order).
+fn layer_norm_bwd(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    d: usize,
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dx = vec![0f32; x.len()];
+    map_rows(&mut dx, d, |r, out| {
+        let (row, g) = (&x[r * d..(r + 1) * d], &dy[r * d..(r + 1) * d]);
+        let (mean, rstd) = moments(row, eps);
+        let (mut sum_g, mut sum_gx) = (0f32, 0f32);
+        for j in 0..d {
+            let gw = g[j] * w[j];
+            sum_g += gw;
+            sum_gx += gw * (row[j] - mean) * rstd;
+        }
+        let (mean_g, mean_gx) = (sum_g / d as f32, sum_gx / d as f32);
+        for j in 0..d {
+            let xhat = (row[j] - mean) * rstd;
+            out[j] = rstd * (g[j] * w[j] - mean_g - xhat * mean_gx);
+        }
+    });
+    let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
+    for (row, g) in x.chunks_exact(d).zip(dy.chunks_exact(d)) {
+        let (mean, rstd) = moments(row, eps);
+        for j in 0..d {
+            dw[j] += g[j] * (row[j] - mean) * rstd;
+            db[j] += g[j];
+        }
+    }
+    (dx, dw, db)
+}
+
+/// Exact (erf) GELU, as nanoGPT's `nn.GELU()`; the same formula as candle's `gelu_erf`.
+pub struct Gelu;
+
+fn gelu(v: f32) -> f32 {
+    (candle_core::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * v
+}
+
+/// d/dx x·Φ(x) = Φ(x) + x·φ(x).
+fn gelu_grad(v: f32) -> f32 {
+    let cdf = 0.5 * (candle_core::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.);
+    let pdf = (-0.5 * v * v).exp()
+        * (0.5 * std::f32::consts::FRAC_2_SQRT_PI)
+        * std::f32::consts::FRAC_1_SQRT_2;
+    cdf + v * pdf
+}
+
+/// Elements per rayon task of the elementwise ops.
+const ELEMENTWISE_CHUNK: usize = 4096;
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "fused-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let x = values::<f32>(s, l, self.name())?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(ELEMENTWISE_CHUNK)
+            .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+            .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = gelu(v)));
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
+        let dx = with_values::<f32, _>(x, |x| {
+            with_values::<f32, _>(grad, |g| {
+                let mut dx = vec![0f32; x.len()];
+                dx.par_chunks_mut(ELEMENTWISE_CHUNK)
+                    .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+                    .zip(g.par_chunks(ELEMENTWISE_CHUNK))
+                    .for_each(|((o, x), g)| {
+                        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                            *o = g * gelu_grad(x);
+                        }
+                    });
+                dx
+            })
+        })??;
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+/// Mean cross-entropy of `[n, vocab]` logits against `[n]` u32 targets, a scalar.
+pub struct CrossEntropy;
+
+/// `log Σ exp(row)` computed stably.
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    max + row.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+}
+
+impl CustomOp2 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "fused-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let logits = values::<f32>(s1, l1, self.name())?;
+        let targets = values::<u32>(s2, l2, "targets")?;
+        let v = l1.dims()[1];
+        let mut per_row = vec![0f32; targets.len()];
+        per_row
+            .par_iter_mut()
+            .with_min_len(MIN_ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(r, out)| {
+                let row = &logits[r * v..(r + 1) * v];
+                *out = log_sum_exp(row) - row[targets[r] as usize];
+            });
+        let mean = per_row.iter().sum::<f32>() / per_row.len() as f32;
+        Ok((CpuStorage::F32(vec![mean]), Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+        let (n, v) = logits.dims2()?;
+        let g = grad.to_scalar::<f32>()? / n as f32;
+        let dl = with_values::<f32, _>(logits, |x| {
+            with_values::<u32, _>(targets, |tg| {
+                let mut dl = vec![0f32; x.len()];
+                map_rows(&mut dl, v, |r, out| {
+                    let row = &x[r * v..(r + 1) * v];
+                    let lse = log_sum_exp(row);
+                    for (o, &z) in out.iter_mut().zip(row) {
+                        *o = (z - lse).exp() * g;
+                    }
+                    out[tg[r] as usize] -= g;
+                });
+                dl
+            })
+        })??;
+        Ok((Some(Tensor::from_vec(dl, (n, v), logits.device())?), None))
+    }
+}
