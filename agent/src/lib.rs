@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod model;
 pub mod outer;
+pub mod provider;
 pub mod report;
 pub mod round;
 pub mod seeds;
