@@ -4,6 +4,7 @@
 //! synchronous data-parallel training over the same tokens.
 
 pub mod adamw;
+pub mod audit;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -14,10 +15,12 @@ pub mod report;
 pub mod round;
 pub mod seeds;
 pub mod simulate;
+pub mod spec;
 pub mod train;
 
 pub use config::{InnerConfig, ModelConfig, OuterConfig, RunConfig};
 pub use model::Gpt;
+pub use spec::RunSpec;
 
 /// Everything that can go wrong in the agent library.
 #[derive(Debug, thiserror::Error)]

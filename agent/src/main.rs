@@ -3,6 +3,9 @@
 //! the replay an auditor runs) and `bench` (the figures of the closing note).
 
 mod bench;
+mod cli {
+    pub mod audit;
+}
 
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
@@ -41,6 +44,9 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Recomputes round R from checkpoint R−1 and the round's blobs; exits non-zero,
+    /// naming what differs, unless it matches the chain's checkpoint.
+    Audit(cli::audit::AuditArgs),
     /// Measures the figures of the closing note: loss gap, bytes sent, tokens per second.
     Bench {
         /// Fewer steps (a smoke test of the benchmark itself).
@@ -183,6 +189,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Bench { quick } => bench::run(&corpus, quick),
+        Command::Audit(args) => cli::audit::run(&args),
     }
 }
 

@@ -22,7 +22,7 @@ fn tiny_run() -> RunConfig {
     }
 }
 
-/// Three workers' blobs for round 0 from a fresh tiny model.
+/// Three workers' blobs for chain round 1 (the first trained) from a fresh tiny model.
 fn round_zero() -> (
     RunConfig,
     Checkpoint,
@@ -42,7 +42,7 @@ fn round_zero() -> (
     let mut works = Vec::new();
     for k in 0..3u32 {
         let mut w = WorkerState::new(base.params.len());
-        let work = train_local(&run, &corpus, &model, &base, 0, k, &mut w).unwrap();
+        let work = train_local(&run, &corpus, &model, &base, 1, k, &mut w).unwrap();
         assert!(
             work.loss_end < work.loss_start,
             "inner steps lower the loss: {work:?}"
