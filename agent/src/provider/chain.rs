@@ -14,9 +14,10 @@
 //!   is success for the caller.
 
 use crowdtrain_protocol::{Hash32, Receipt};
+use serde::{Deserialize, Serialize};
 
 /// What the run contract fixes for every round (its configuration).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunTerms {
     /// The run's account id (receipts carry it).
     pub run: String,
@@ -31,7 +32,7 @@ pub struct RunTerms {
 }
 
 /// A finalized checkpoint as the run contract records it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainCheckpoint {
     /// The round that produced it (0 = the initial checkpoint).
     pub round: u64,
@@ -44,7 +45,7 @@ pub struct ChainCheckpoint {
 }
 
 /// The round open for receipts and the checkpoint it trains from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenRound {
     /// The round taking receipts (the contract's `open_round`).
     pub round: u64,
@@ -53,7 +54,7 @@ pub struct OpenRound {
 }
 
 /// A registered provider, as the run contract lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderInfo {
     /// The provider's account id.
     pub account: String,

@@ -3,6 +3,7 @@
 //! finalize; a provider stopped dead at any commit point resumes with the same bits; a
 //! late peer is left out; bad inputs are refused with messages that say what to do.
 
+mod kill;
 mod memory_chain;
 
 use candle_core::Device;
@@ -59,9 +60,12 @@ struct Run {
 
 impl Run {
     fn new(name: &str, n: usize, quorum: u32) -> Self {
+        Self::with_spec(name, n, quorum, spec())
+    }
+
+    fn with_spec(name: &str, n: usize, quorum: u32, spec: RunSpec) -> Self {
         let root = std::env::temp_dir().join(format!("ct-provider-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        let spec = spec();
         let terms = RunTerms {
             run: RUN.into(),
             spec_hash: spec.hash(),

@@ -11,10 +11,11 @@ use crowdtrain_agent::provider::{
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The run contract's state that matters to a provider.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Ledger {
     providers: Vec<ProviderInfo>,
     checkpoints: BTreeMap<u64, ChainCheckpoint>,
@@ -29,6 +30,8 @@ struct Ledger {
 pub struct MemoryChain {
     terms: RunTerms,
     ledger: Mutex<Ledger>,
+    /// Where the state is kept across processes (written after every change), if anywhere.
+    file: Option<PathBuf>,
 }
 
 impl MemoryChain {
@@ -50,6 +53,32 @@ impl MemoryChain {
         Self {
             terms,
             ledger: Mutex::new(ledger),
+            file: None,
+        }
+    }
+
+    /// Keeps this chain in `path` from now on (written after every change), so that a
+    /// later process — a provider restarted after `kill -9` — sees what an earlier one did.
+    pub fn keep_in(&mut self, path: &Path) {
+        self.file = Some(path.to_path_buf());
+        self.save(&self.ledger.lock().unwrap());
+    }
+
+    /// The chain a previous process kept in `path`.
+    pub fn load(path: &Path) -> Self {
+        let (terms, ledger): (RunTerms, Ledger) =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        Self {
+            terms,
+            ledger: Mutex::new(ledger),
+            file: Some(path.to_path_buf()),
+        }
+    }
+
+    fn save(&self, ledger: &Ledger) {
+        if let Some(path) = &self.file {
+            let bytes = serde_json::to_vec(&(&self.terms, ledger)).unwrap();
+            crowdtrain_agent::provider::durable::write_atomic(path, &bytes).unwrap();
         }
     }
 
@@ -183,6 +212,7 @@ impl RunChain for MemoryChain {
         }
         posted.push(receipt.clone());
         l.posts += 1;
+        self.save(&l);
         Ok(())
     }
 
@@ -225,6 +255,7 @@ impl RunChain for MemoryChain {
             },
         );
         l.tip = round;
+        self.save(&l);
         Ok(())
     }
 }
