@@ -136,6 +136,17 @@ impl SpecFields {
     }
 }
 
+/// The outer step of `f`. Fields of [`OuterConfig`] the spec does not carry yet keep
+/// their defaults, so the spec still builds while the config grows.
+// Field by field on purpose: a struct literal would stop compiling when a field is added.
+#[allow(clippy::field_reassign_with_default)]
+fn outer_config(f: &SpecFields) -> OuterConfig {
+    let mut outer = OuterConfig::default();
+    outer.lr = f.outer_lr;
+    outer.momentum = f.outer_momentum;
+    outer
+}
+
 impl RunSpec {
     /// Validates `fields` and derives the training configuration, seeds and hash.
     pub fn new(fields: SpecFields) -> Result<Self, SpecError> {
@@ -227,10 +238,7 @@ impl RunSpec {
             run_id: f.run_id.clone(),
             model,
             inner,
-            outer: OuterConfig {
-                lr: f.outer_lr,
-                momentum: f.outer_momentum,
-            },
+            outer: outer_config(f),
             inner_steps: f.inner_steps,
             quant,
             shards: f.shards,
