@@ -3,6 +3,11 @@
 
 use crowdtrain_kernels::QuantConfig;
 
+/// The round convention of the whole repository (chain, agent, simulator): round 0 is
+/// the initial checkpoint, round 1 is the first trained round, and round `r` trains from
+/// checkpoint `r − 1`. Seeds and the learning-rate schedule take these numbers.
+pub const FIRST_ROUND: u64 = 1;
+
 /// The shape of the decoder (nanoGPT's `GPTConfig`). Byte-level, so `vocab` is 256.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelConfig {
@@ -91,8 +96,8 @@ pub struct InnerConfig {
     /// Steps over which the cosine decays (the whole run's inner steps, a warm start's
     /// included).
     pub total_steps: u64,
-    /// Steps the weights were trained before round 0 (a warm start): round `r`'s inner
-    /// step `i` is step `step_offset + r·H + i` of the schedule.
+    /// Steps the weights were trained before the first round (a warm start): chain round
+    /// `r`'s inner step `i` is step `step_offset + (r − 1)·H + i` of the schedule.
     pub step_offset: u64,
     /// Decoupled weight decay on matrices (not on norms, biases).
     pub weight_decay: f64,
@@ -136,9 +141,14 @@ impl InnerConfig {
         self.min_lr + cosine * (self.lr - self.min_lr)
     }
 
-    /// The schedule step of round `round`'s inner step `i` with `h` inner steps a round.
+    /// The schedule step of chain round `round`'s inner step `i` with `h` inner steps a
+    /// round: the one place round numbers meet the schedule (see [`FIRST_ROUND`]).
+    /// Rounds before [`FIRST_ROUND`] train nothing; asking for one is a caller's bug.
     pub fn global_step(&self, round: u64, h: u32, i: u64) -> u64 {
-        self.step_offset + round * h as u64 + i
+        let trained_before = round
+            .checked_sub(FIRST_ROUND)
+            .expect("round 0 is the initial checkpoint: training starts at FIRST_ROUND");
+        self.step_offset + trained_before * h as u64 + i
     }
 
     /// Tokens one worker processes per inner step.
@@ -207,6 +217,36 @@ mod tests {
         );
         assert!(c.lr_at(50) > c.lr_at(150) && c.lr_at(150) > c.min_lr);
         assert_eq!(c.lr_at(500), c.min_lr);
+    }
+
+    #[test]
+    fn chain_round_one_starts_the_warm_up_and_round_two_continues_it() {
+        // 2 rounds × 20 steps, 2 warm-up steps: the demo's shape.
+        let c = InnerConfig::new(8, 64, 40);
+        let h = 20;
+        assert_eq!(c.global_step(FIRST_ROUND, h, 0), 0);
+        assert_eq!(
+            c.lr_at(c.global_step(1, h, 0)),
+            c.lr / 2.0,
+            "first step warms up"
+        );
+        assert_eq!(c.lr_at(c.global_step(1, h, 1)), c.lr, "peak after warm-up");
+        assert_eq!(c.global_step(2, h, 0), 20);
+        let mid = c.lr_at(c.global_step(2, h, 0));
+        assert!(
+            mid > c.min_lr && mid < c.lr,
+            "round 2 is mid-decay, not at the floor"
+        );
+        assert!(c.lr_at(c.global_step(2, h, 19)) > c.min_lr);
+        let mut warm = c;
+        warm.step_offset = 100;
+        assert_eq!(warm.global_step(1, h, 3), 103);
+    }
+
+    #[test]
+    #[should_panic(expected = "round 0 is the initial checkpoint")]
+    fn round_zero_trains_nothing() {
+        InnerConfig::new(8, 64, 40).global_step(0, 20, 0);
     }
 
     #[test]

@@ -5,21 +5,25 @@
 
 pub mod adamw;
 pub mod assignment;
+pub mod audit;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod data;
 pub mod model;
 pub mod outer;
+pub mod provider;
 pub mod replay;
 pub mod report;
 pub mod round;
 pub mod seeds;
 pub mod simulate;
+pub mod spec;
 pub mod train;
 
 pub use config::{InnerConfig, ModelConfig, OuterConfig, RunConfig};
 pub use model::Gpt;
+pub use spec::RunSpec;
 
 /// Everything that can go wrong in the agent library.
 #[derive(Debug, thiserror::Error)]

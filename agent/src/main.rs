@@ -3,6 +3,9 @@
 //! the replay an auditor runs) and `bench` (the figures of the closing note).
 
 mod bench;
+mod cli {
+    pub mod audit;
+}
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -40,6 +43,9 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Recomputes round R from checkpoint R−1 and the round's blobs; exits non-zero,
+    /// naming what differs, unless it matches the chain's checkpoint.
+    Audit(cli::audit::AuditArgs),
     /// Measures the figures of the closing note: loss gap, bytes sent, tokens per second.
     Bench {
         /// Fewer steps (a smoke test of the benchmark itself).
@@ -187,6 +193,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Bench { quick } => bench::run(&corpus, quick),
+        Command::Audit(args) => cli::audit::run(&args),
     }
 }
 

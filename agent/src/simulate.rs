@@ -4,7 +4,7 @@
 
 use crate::assignment::DataPlan;
 use crate::checkpoint::Checkpoint;
-use crate::config::RunConfig;
+use crate::config::{FIRST_ROUND, RunConfig};
 use crate::data::{Batch, Corpus};
 use crate::model::Gpt;
 use crate::round::{PeerBlob, RoundBase, WorkerState, aggregate, train_local_at};
@@ -174,7 +174,8 @@ impl<'a> Diloco<'a> {
     /// `tick` is called after each worker's inner step.
     pub fn round(&mut self, tick: &mut dyn FnMut()) -> Result<RoundStats> {
         let run = &self.sim.run;
-        let round = self.round;
+        // `self.round` counts rounds done; the one trained now has the chain's number.
+        let round = self.round + FIRST_ROUND;
         let mut blobs = Vec::new();
         let mut loss_sum = 0.0f64;
         let mut steps = 0usize;
@@ -262,7 +263,8 @@ impl<'a> Synchronous<'a> {
     /// H steps over the round's batches of all K workers; `tick` after each step.
     pub fn round(&mut self, tick: &mut dyn FnMut()) -> Result<RoundStats> {
         let run = &self.sim.run;
-        let round = self.round;
+        // `self.round` counts rounds done; the one trained now has the chain's number.
+        let round = self.round + FIRST_ROUND;
         let h = run.inner_steps;
         let plan = DataPlan::new(
             self.corpus,
