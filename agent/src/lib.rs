@@ -4,6 +4,7 @@
 //! synchronous data-parallel training over the same tokens.
 
 pub mod adamw;
+pub mod chain;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
