@@ -6,6 +6,7 @@
 pub mod adamw;
 pub mod assignment;
 pub mod audit;
+pub mod chain;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;

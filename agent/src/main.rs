@@ -1,11 +1,10 @@
 //! `crowdtrain`: the provider's command line. Today: `simulate` (DiLoCo vs synchronous
 //! training on this machine), `train` (DiLoCo rounds only, printing checkpoint hashes,
-//! the replay an auditor runs) and `bench` (the figures of the closing note).
+//! the replay an auditor runs), `bench` (the figures of the closing note), and the
+//! chain commands of [`cli`] (init, register, exit, fund, claim, status, outbox).
 
 mod bench;
-mod cli {
-    pub mod audit;
-}
+mod cli;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -52,6 +51,8 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    #[command(flatten)]
+    Chain(cli::ChainCommand),
 }
 
 /// The run as set on the command line.
@@ -175,8 +176,12 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Chain(chain) => return cli::run(chain),
+        other => other,
+    };
     let corpus = Corpus::kjv().context("loading the committed corpus")?;
-    match cli.command {
+    match command {
         Command::Simulate { run, out } => simulate(&run, &corpus, &out),
         Command::Train { run } => {
             let sim = run.sim()?;
@@ -194,6 +199,7 @@ fn main() -> Result<()> {
         }
         Command::Bench { quick } => bench::run(&corpus, quick),
         Command::Audit(args) => cli::audit::run(&args),
+        Command::Chain(_) => unreachable!("handled above"),
     }
 }
 
