@@ -7,7 +7,6 @@
 # Debian's chromium-headless-shell, driven by playwright-core (nothing downloads one).
 
 WEB_BROWSER_APT := chromium-headless-shell
-WEB_LOCALNET := target/debug/crowdtrain-localnet
 
 .PHONY: web web-deps web-browser web-test web-demo web-demo-hint
 
@@ -28,13 +27,17 @@ web-browser:
 web: web-deps
 	cd web && node build.mjs
 
-# The localnet binary and the contracts come from the workspace build and `make contracts`.
+# The localnet binary comes from the workspace's test build (`make test` has just
+# made it, so this is a no-op there): building the one package alone would resolve
+# the dependencies' features differently and recompile half of them.
+WEB_CARGO_BUILD := cargo test -q --workspace --all-targets --no-run
+
 web-test: web web-browser contracts
-	cargo build -q -p crowdtrain-sandbox-tests --bin crowdtrain-localnet
+	$(WEB_CARGO_BUILD)
 	cd web && node --test --test-concurrency=1 test/
 
 web-demo: web contracts
-	cargo build -q -p crowdtrain-sandbox-tests --bin crowdtrain-localnet
+	$(WEB_CARGO_BUILD)
 	cd web && node dev/demo.mjs
 
 web-demo-hint:

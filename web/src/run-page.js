@@ -10,9 +10,9 @@ export const phaseBadge = (phase) => `<span class="badge phase-${esc(phase).toLo
 
 /** A funding progress bar with its numbers in words (for screen readers too). */
 export function progressBar(raised, goal) {
-  const pct = BigInt(goal) === 0n ? 100 : Math.min(100, Number((BigInt(raised) * 1000n) / BigInt(goal)) / 10);
+  const pct = BigInt(goal) === 0n ? 100 : Number((BigInt(raised) * 1000n) / BigInt(goal)) / 10;
   return `<div class="progress">
-    <progress max="100" value="${pct}" aria-label="Raised ${nearShort(raised)} of ${nearShort(goal)} NEAR">${pct} %</progress>
+    <progress max="100" value="${Math.min(100, pct)}" aria-label="Raised ${nearShort(raised)} of ${nearShort(goal)} NEAR">${pct} %</progress>
     <span>${nearShort(raised)} of ${nearShort(goal)} NEAR (${pct.toFixed(1)} %)</span>
   </div>`;
 }
