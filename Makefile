@@ -17,6 +17,7 @@ include contracts/contracts.mk
 include kernels/kernels.mk
 include agent/agent.mk
 include sandbox-tests/sandbox.mk
+include web/web.mk
 
 .PHONY: help test demo bench fmt lint
 

@@ -1,5 +1,9 @@
 //! The JSON-RPC server: one POST route, the JSON-RPC 2.0 envelope, and dispatch
 //! to the chain on a blocking thread (contract calls run the VM).
+//!
+//! Like neard (whose `cors_allowed_origins` defaults to `*`), it answers CORS
+//! preflights from any origin, so a page served elsewhere (web/, `make web-demo`)
+//! can read the chain and send signed transactions. It binds loopback only.
 
 mod errors;
 mod methods;
@@ -10,7 +14,11 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, CONTENT_TYPE,
+};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -65,7 +73,26 @@ async fn rpc(AxumState(chain): AxumState<SharedChain>, body: Bytes) -> impl Into
                 Err(RpcFailure::internal(format!("handler failed: {e}"))),
             )
         });
-    ([(CONTENT_TYPE, "application/json")], reply.to_string())
+    (
+        [
+            (CONTENT_TYPE, "application/json"),
+            (ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        reply.to_string(),
+    )
+}
+
+/// Answers a browser's CORS preflight: any origin may POST JSON (no credentials).
+async fn preflight() -> impl IntoResponse {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"),
+            (ACCESS_CONTROL_ALLOW_HEADERS, "*"),
+            (ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
 }
 
 /// Serves JSON-RPC for `chain` on `listener` until `shutdown` resolves.
@@ -74,7 +101,9 @@ pub async fn serve(
     chain: SharedChain,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new().route("/", post(rpc)).with_state(chain);
+    let app = Router::new()
+        .route("/", post(rpc).options(preflight))
+        .with_state(chain);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -150,3 +150,60 @@ async fn the_http_server_answers_with_status_200_and_json() {
     }
     net.stop().await;
 }
+
+/// Sends one raw HTTP/1.1 request and returns the whole response as text.
+async fn raw_http(net: &crowdtrain_localnet::LocalNet, request: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(net.addr()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test]
+async fn a_page_on_another_origin_may_call_the_chain() {
+    let net = crowdtrain_localnet::LocalNet::start(Default::default())
+        .await
+        .unwrap();
+    // The browser's preflight for a JSON POST from the page's origin.
+    let preflight = raw_http(
+        &net,
+        "OPTIONS / HTTP/1.1\r\nHost: localhost\r\nOrigin: http://127.0.0.1:8080\r\n\
+         Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\
+         Connection: close\r\n\r\n",
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-allow-origin: *"),
+        "{preflight}"
+    );
+    assert!(
+        preflight.contains("access-control-allow-methods: post"),
+        "{preflight}"
+    );
+    assert!(
+        preflight.contains("access-control-allow-headers: *"),
+        "{preflight}"
+    );
+    // The call itself carries the header too, or the browser hides the reply.
+    let body = r#"{"jsonrpc":"2.0","id":"s","method":"status"}"#;
+    let reply = raw_http(
+        &net,
+        &format!(
+            "POST / HTTP/1.1\r\nHost: localhost\r\nOrigin: http://127.0.0.1:8080\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin: *"),
+        "{reply}"
+    );
+    net.stop().await;
+}
