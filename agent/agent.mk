@@ -87,9 +87,11 @@ agent-cuda-check: $(AGENT_CUDA13_STAMP) kernels-cxx
 		cargo check -p crowdtrain-agent --features cuda --all-targets --target-dir target/cuda-check
 
 # A short simulation (about two minutes on 2 cores): table, out/simulate/simulate.{csv,png}.
-# Dev profile (dependencies optimised): it reuses the build of `make test`.
+# The binary of `make test`'s workspace build (a no-op after it; `cargo run -p` would
+# re-resolve the dependencies' features and recompile many of them).
 agent-demo:
-	cargo run -q -p crowdtrain-agent -- simulate --workers 4 --rounds 4 --inner-steps 25 --out out/simulate
+	cargo test -q --workspace --all-targets --no-run
+	target/debug/crowdtrain simulate --workers 4 --rounds 4 --inner-steps 25 --out out/simulate
 
 PREPARE += agent-font agent-py-safetensors
 BENCHES += agent-bench

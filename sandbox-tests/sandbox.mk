@@ -17,11 +17,13 @@ localnet:
 	cargo run -p crowdtrain-sandbox-tests --bin crowdtrain-localnet -- --port $(LOCALNET_PORT) --home $(LOCALNET_HOME)
 
 # The main demo: one run end to end on the in-process local chain, with real training
-# (examples/round_demo.rs). Dev profile, so it shares the build of `make test`.
+# (examples/round_demo/). It runs the example's test harness that `make test` built
+# (`test = true`): selecting the workspace keeps the dependencies' features as in
+# `make test`, so nothing is compiled (`cargo run -p` would re-resolve and rebuild).
 # It goes first in `make demo`, before the agent's simulation.
 .PHONY: round-demo
 round-demo: contracts
-	cargo run -q -p crowdtrain-sandbox-tests --example round_demo
+	cargo test -q --workspace --example round_demo -- --nocapture
 
 DEMOS := round-demo $(DEMOS)
 # The demo checks itself (every provider and the auditor reach the same checkpoint,
