@@ -86,6 +86,7 @@ async fn measure(holders: usize, factory_wasm: &[u8]) -> Vec<(&'static str, f64)
             .call(&run, "register_provider")
             .args_json(json!({"signing_key": sk.public_key().to_string(), "node_id": name}))
             .deposit(NearToken::from_near(2))
+            .max_gas()
             .transact()
             .await
             .unwrap();
