@@ -9,5 +9,6 @@ mod funding;
 mod gas;
 mod lifecycle;
 mod rejections;
+mod rollback;
 mod shares;
 mod smoke;
