@@ -10,5 +10,6 @@ mod gas;
 mod lifecycle;
 mod rejections;
 mod rollback;
+mod scale;
 mod shares;
 mod smoke;
