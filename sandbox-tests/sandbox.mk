@@ -29,3 +29,11 @@ DEMOS := round-demo $(DEMOS)
 # The demo checks itself (every provider and the auditor reach the same checkpoint,
 # the chain finalizes it, every holder is paid exactly); it is also a test target
 # (`test = true` in Cargo.toml), so `make test` runs it.
+
+# Gas tables of sandbox-tests/GAS.md: per method by holders, and one round with
+# 10/100/1,000 providers (the 1,000 row takes minutes, so only here, not in `make test`).
+.PHONY: sandbox-gas
+sandbox-gas: contracts
+	CROWDTRAIN_SCALE_FULL=1 cargo test -p crowdtrain-sandbox-tests --test crowdtrain -- gas scale --test-threads 1
+
+BENCHES += sandbox-gas

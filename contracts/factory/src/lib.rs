@@ -78,8 +78,9 @@ impl Factory {
     }
 
     /// Creates `<name>.<factory>`, deploys the run contract and calls
-    /// `new(config)` with the attached deposit as the run's balance (it pays the
-    /// code's and state's storage). On failure the deposit comes back.
+    /// `new(config)` with `create_run_cost.deposit` as the run's balance (it pays
+    /// the code's and state's storage); any deposit above that comes back at once,
+    /// and on failure the rest comes back too.
     #[payable]
     pub fn create_run(&mut self, name: String, config: Value) -> Promise {
         require!(
@@ -105,9 +106,16 @@ impl Factory {
         );
         let creator = env::predecessor_account_id();
         let args = serde_json::to_vec(&json!({ "config": config })).expect("JSON");
+        // Only what the run needs goes to it; the rest comes back now.
+        let excess = attached.as_yoctonear() - required;
+        if excess > 0 {
+            Promise::new(creator.clone())
+                .transfer(NearToken::from_yoctonear(excess))
+                .detach();
+        }
         Promise::new(account_id.clone())
             .create_account()
-            .transfer(attached)
+            .transfer(NearToken::from_yoctonear(required))
             .deploy_contract(RUN_WASM.to_vec())
             .function_call(
                 "new".to_string(),
@@ -118,7 +126,7 @@ impl Factory {
             .then(
                 Self::ext(env::current_account_id())
                     .with_static_gas(GAS_FOR_CALLBACK)
-                    .on_run_created(account_id, creator, U128(attached.as_yoctonear())),
+                    .on_run_created(account_id, creator, U128(required)),
             )
     }
 
@@ -255,6 +263,34 @@ mod tests {
             msg.contains("demo.factory.test.near already exists"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_deposit_above_the_cost_comes_back_to_the_creator() {
+        // Fails on the old factory: the whole deposit went to the run.
+        if RUN_WASM.is_empty() {
+            eprintln!("skipped: the factory was built without the run wasm (run `make contracts`)");
+            return;
+        }
+        ctx("alice.near", 0, vec![]);
+        let mut f = Factory::new();
+        let deposit = required_deposit();
+        let extra = 5 * 10u128.pow(24);
+        ctx("alice.near", deposit + extra, vec![]);
+        let _ = f.create_run("demo".into(), json!({ "owner": "alice.near" }));
+        let sent_to = |who: &str| -> u128 {
+            get_created_receipts()
+                .iter()
+                .filter(|r| r.receiver_id.as_str() == who)
+                .flat_map(|r| r.actions.iter())
+                .map(|a| match a {
+                    MockAction::Transfer { deposit, .. } => deposit.as_yoctonear(),
+                    _ => 0,
+                })
+                .sum()
+        };
+        assert_eq!(sent_to("alice.near"), extra);
+        assert_eq!(sent_to("demo.factory.test.near"), deposit);
     }
 
     #[test]

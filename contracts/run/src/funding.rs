@@ -42,7 +42,7 @@ impl Run {
     pub(crate) fn internal_funding_phase(&self) -> FundingPhase {
         if self.raised >= self.config.funding_goal.0 {
             FundingPhase::Funded
-        } else if env::block_timestamp_ms() >= self.config.funding_deadline_ms.0 {
+        } else if self.closed || env::block_timestamp_ms() >= self.config.funding_deadline_ms.0 {
             FundingPhase::Failed
         } else {
             FundingPhase::Open
@@ -64,6 +64,10 @@ impl Run {
     #[payable]
     pub fn deposit(&mut self) {
         self.assert_not_paused();
+        require!(
+            !self.closed,
+            "the run is closed: deposits are no longer accepted"
+        );
         require!(
             env::block_timestamp_ms() < self.config.funding_deadline_ms.0,
             "funding closed at the deadline; deposits are no longer accepted"
@@ -132,7 +136,7 @@ impl Run {
             json!({ "account_id": account_id, "shares": U128(shares), "amount": U128(amount),
                     "unregistered": unregistered }),
         );
-        Promise::new(account_id).transfer(NearToken::from_yoctonear(amount))
+        self.internal_payout(account_id, amount)
     }
 
     /// Funding phase, amounts and deadline.

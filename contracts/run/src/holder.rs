@@ -65,8 +65,22 @@ impl Run {
 
     /// Mints `amount` shares to a registered account.
     pub(crate) fn internal_mint(&mut self, account_id: &AccountId, amount: u128, memo: &str) {
-        if amount == 0 {
+        if !self.internal_mint_silent(account_id, amount) {
             return;
+        }
+        FtMint {
+            owner_id: account_id,
+            amount: U128(amount),
+            memo: Some(memo),
+        }
+        .emit();
+    }
+
+    /// Mints without logging (the caller logs one `ft_mint` for many mints);
+    /// returns whether anything was minted.
+    pub(crate) fn internal_mint_silent(&mut self, account_id: &AccountId, amount: u128) -> bool {
+        if amount == 0 {
+            return false;
         }
         let mut holder = self.internal_settled_holder(account_id);
         holder.balance = holder
@@ -80,12 +94,7 @@ impl Run {
         self.holders.insert(account_id.clone(), holder);
         // Revenue paid while no shares existed goes to the first shares minted.
         self.internal_release_waiting();
-        FtMint {
-            owner_id: account_id,
-            amount: U128(amount),
-            memo: Some(memo),
-        }
-        .emit();
+        true
     }
 
     /// Burns `amount` shares of a registered account.

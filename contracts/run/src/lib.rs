@@ -17,15 +17,19 @@
 //! Time: deadlines and windows are unix milliseconds, compared with the block time.
 //! The signature argument of `submit_receipt` is base64 of the 64 ed25519 bytes.
 
+mod closing;
 mod config;
+mod disputes;
 mod events;
 mod funding;
 mod holder;
 mod math;
 mod owner;
+mod payouts;
 mod providers;
 mod revenue;
 mod rounds;
+mod settlement;
 mod storage;
 mod token;
 mod views;
@@ -36,11 +40,15 @@ pub use funding::{FundingPhase, FundingStatus};
 pub use holder::Holder;
 pub use providers::{Provider, ProviderStatus, ProviderView};
 pub use revenue::Pending;
-pub use rounds::{Checkpoint, Credit, CreditStatus, Finalization, RoundState, StoredReceipt};
+pub use rounds::{
+    Checkpoint, CreditStatus, Finalization, ResultDispute, RoundState, RoundStatus, RoundView,
+    StoredReceipt, Tally,
+};
+pub use settlement::SettleProgress;
 pub use views::{RunInfo, TreasuryView};
 
 use math::U256;
-use near_sdk::store::{IterableMap, LookupMap};
+use near_sdk::store::{IterableMap, LookupMap, LookupSet};
 use near_sdk::{AccountId, BorshStorageKey, PanicOnDefault, env, near};
 
 /// Prefixes of the contract's storage collections.
@@ -51,6 +59,13 @@ enum StorageKey {
     Providers,
     Rounds,
     Checkpoints,
+    Receipts,
+    Voters,
+    Tallies,
+    RoundBlobs,
+    SigningKeys,
+    Dishonest,
+    PayoutsOwed,
 }
 
 /// The whole state of one run.
@@ -59,8 +74,17 @@ enum StorageKey {
 pub struct Run {
     /// What the creator set up (auditors change with `set_auditors`).
     config: RunConfig,
-    /// Owner switch: while set, no deposits, registrations, receipts or finalization.
+    /// Owner switch: while set, no deposits, registrations, receipts or finalization
+    /// (settlement, disputes, claims, refunds and exits are never paused).
     paused: bool,
+    /// Set by `close_run`: no more deposits, registrations, receipts or rounds.
+    closed: bool,
+    /// Whether the unspent treasury of a closed run was handed to the share holders.
+    treasury_released: bool,
+    /// Who `propose_owner` named; becomes the owner when it calls `accept_owner`.
+    pending_owner: Option<AccountId>,
+    /// Auditors named by `set_auditors` and the time (unix ms) they take over.
+    pending_auditors: Option<(Vec<AccountId>, u64)>,
 
     // Funding and treasury (yoctoNEAR).
     /// Shares minted by funding deposits, net of storage (never decreases).
@@ -107,12 +131,41 @@ pub struct Run {
     /// Storage of receipts, finalizations and checkpoints, paid from the treasury
     /// (or by the caller once it is dry) so it never eats into money owed.
     round_storage_held: u128,
-    /// The last finalized round (0 = the initial checkpoint).
-    last_finalized: u64,
-    /// Rounds with receipts, finalization and credits.
+    /// Bonds of active providers, in total: the stake a quorum is a fraction of.
+    active_stake: u128,
+    /// Number the next registration gets (see `Provider::generation`).
+    next_generation: u64,
+    /// Who signs with each signing key (raw key bytes): one key, one provider.
+    signing_keys: LookupMap<Vec<u8>, AccountId>,
+    /// Registrations proven dishonest (by generation): never paid again.
+    dishonest: LookupSet<u64>,
+    /// Rounds whose result was disputed and whose voters are not all slashed yet.
+    pending_slash: Vec<u64>,
+    /// The round whose checkpoint the open round builds on (the tip of the chain).
+    head: u64,
+    /// The open round: receipts are taken for this round id. Ids are never reused:
+    /// after a rollback the next open round gets a fresh id.
+    next_round: u64,
+    /// When the last round was finalized (or the funding deadline), unix ms.
+    last_progress_ms: u64,
+    /// One small record per round: base, receipt count, finalization.
     rounds: LookupMap<u64, RoundState>,
     /// Finalized checkpoints by round (round 0 is the initial checkpoint).
     checkpoints: LookupMap<u64, Checkpoint>,
+    /// One entry per (round, provider): O(1) storage and gas per receipt.
+    receipts: LookupMap<(u64, AccountId), StoredReceipt>,
+    /// (round, arrival index) → provider, so settlement and slashing can page.
+    voters: LookupMap<(u64, u32), AccountId>,
+    /// Stake and count of the receipts agreeing on (round, result, blob set).
+    tallies: LookupMap<(u64, Hash32, Hash32), Tally>,
+    /// The sorted blob hashes a finalized round aggregated.
+    round_blobs: LookupMap<u64, Vec<Hash32>>,
+    /// Failed payouts kept for their accounts (`retry_payout`).
+    payouts_owed: LookupMap<AccountId, u128>,
+    /// Σ payouts_owed.
+    payouts_owed_total: u128,
+    /// Payouts sent and not yet confirmed by `on_payout`.
+    payouts_in_flight: u128,
 }
 
 #[near]
@@ -123,8 +176,13 @@ impl Run {
     pub fn new(config: RunConfig) -> Self {
         config.assert_valid();
         let mut run = Self {
+            last_progress_ms: config.funding_deadline_ms.0,
             config,
             paused: false,
+            closed: false,
+            treasury_released: false,
+            pending_owner: None,
+            pending_auditors: None,
             raised: 0,
             refunded: 0,
             treasury: 0,
@@ -143,9 +201,22 @@ impl Run {
             bonds_held: 0,
             provider_storage_held: 0,
             round_storage_held: 0,
-            last_finalized: 0,
+            active_stake: 0,
+            next_generation: 1,
+            signing_keys: LookupMap::new(StorageKey::SigningKeys),
+            dishonest: LookupSet::new(StorageKey::Dishonest),
+            pending_slash: Vec::new(),
+            head: 0,
+            next_round: 1,
             rounds: LookupMap::new(StorageKey::Rounds),
             checkpoints: LookupMap::new(StorageKey::Checkpoints),
+            receipts: LookupMap::new(StorageKey::Receipts),
+            voters: LookupMap::new(StorageKey::Voters),
+            tallies: LookupMap::new(StorageKey::Tallies),
+            round_blobs: LookupMap::new(StorageKey::RoundBlobs),
+            payouts_owed: LookupMap::new(StorageKey::PayoutsOwed),
+            payouts_owed_total: 0,
+            payouts_in_flight: 0,
         };
         run.account_storage_usage = run.internal_measure_account_storage();
         let initial = Checkpoint {
@@ -154,7 +225,12 @@ impl Run {
             uri: run.config.initial_checkpoint_uri.clone(),
             finalized_at_ms: env::block_timestamp_ms(),
         };
+        let now = initial.finalized_at_ms;
         run.checkpoints.insert(0, initial);
+        run.rounds.insert(
+            0,
+            RoundState::initial(run.config.initial_checkpoint_hash, now),
+        );
         events::emit(
             "run_created",
             near_sdk::serde_json::json!({

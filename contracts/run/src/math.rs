@@ -59,6 +59,12 @@ impl U256 {
         let q = U256Raw::from(a) * U256Raw::from(b) / U256Raw::from(c);
         q.as_u128()
     }
+    /// `a × b / c` rounded up, for `c ≥ b`.
+    pub fn mul_div_ceil(a: u128, b: u128, c: u128) -> u128 {
+        let (q, r) = (U256Raw::from(a) * U256Raw::from(b)).div_mod(U256Raw::from(c));
+        let up = if r.is_zero() { 0u8 } else { 1 };
+        (q + U256Raw::from(up)).as_u128()
+    }
     /// Whole yoctoNEAR in an amount of accumulator units, rounded down, and the
     /// fractional rest in accumulator units.
     pub fn to_yocto_floor(self) -> (u128, U256) {

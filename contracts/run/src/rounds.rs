@@ -1,5 +1,11 @@
-//! Rounds: signed receipts in, finalization on a quorum of agreeing receipts,
-//! disputes inside the challenge window, and settlement of credits after it.
+//! Rounds: signed receipts in (one storage entry per provider and round, a running
+//! tally per result), finalization in O(1) once the agreeing receipts carry a
+//! quorum of the active bonded stake.
+//!
+//! Round ids are never reused. Each round records the round it built on
+//! (`base_round`); `head` is the tip of the live chain and `next_round` the open
+//! round. A disputed result rolls `head` back to the disputed round's base and
+//! opens a fresh round id on it (see `disputes.rs`).
 
 use crate::RunExt;
 use crate::funding::FundingPhase;
@@ -8,10 +14,7 @@ use crate::{Run, events};
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest};
 use near_sdk::json_types::{Base64VecU8, U64, U128};
 use near_sdk::serde_json::json;
-use near_sdk::{AccountId, NearToken, Promise, env, near, require};
-
-/// Longest dispute reason accepted.
-pub const MAX_REASON_LEN: usize = 512;
+use near_sdk::{AccountId, NearToken, env, near, require};
 
 /// A finalized checkpoint.
 #[near(serializers = [borsh, json])]
@@ -27,25 +30,14 @@ pub struct Checkpoint {
     pub finalized_at_ms: u64,
 }
 
-/// A receipt as posted, with the signature that authenticated it.
-#[near(serializers = [borsh, json])]
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredReceipt {
-    /// The receipt.
-    pub receipt: Receipt,
-    /// The provider's ed25519 signature over `receipt.signing_hash()`.
-    pub signature: Base64VecU8,
-    /// When it was posted, unix ms.
-    pub submitted_at_ms: u64,
-}
-
-/// What happened to one provider's credit for a finalized round.
+/// What became of one receipt's credit.
 #[near(serializers = [borsh, json])]
 #[derive(Clone, Debug, PartialEq)]
 pub enum CreditStatus {
-    /// Inside the challenge window, or waiting for `settle_round`.
+    /// Not settled yet (open round, challenge window, or waiting for `settle_round`).
     Pending,
-    /// Voided by an auditor; the bond was slashed.
+    /// Disputed by an auditor (its own receipt, or the result it voted for): the
+    /// bond was slashed and nothing is paid.
     Disputed {
         /// The auditor who disputed.
         auditor: AccountId,
@@ -59,20 +51,54 @@ pub enum CreditStatus {
         /// Shares minted.
         shares: U128,
     },
+    /// The receipt did not earn: another result or blob set, its blob outside the
+    /// set, or its vote withdrawn (the provider left before finalization).
+    Excluded,
+    /// The provider was proven dishonest in another round: nothing is paid.
+    Withheld,
     /// The provider closed its share account before settlement: nothing paid.
     Forfeited,
 }
 
-/// One included provider's credit in a finalized round.
+/// A receipt as posted, with the signature that authenticated it.
 #[near(serializers = [borsh, json])]
 #[derive(Clone, Debug, PartialEq)]
-pub struct Credit {
-    /// The provider.
-    pub provider: AccountId,
-    /// Tokens its receipt reported.
-    pub tokens: U64,
-    /// What became of it.
+pub struct StoredReceipt {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// The provider's ed25519 signature over `receipt.signing_hash()`.
+    pub signature: Base64VecU8,
+    /// When it was posted, unix ms.
+    pub submitted_at_ms: u64,
+    /// The bond its vote carries (0 once withdrawn: the provider left or was slashed
+    /// before the round was finalized).
+    pub stake: U128,
+    /// The provider's registration that signed it (see `Provider::generation`).
+    pub generation: u64,
+    /// What became of its credit.
     pub status: CreditStatus,
+}
+
+/// The stake and number of receipts agreeing on one (result, blob set).
+#[near(serializers = [borsh, json])]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Tally {
+    /// Bonds of the agreeing voters.
+    pub stake: U128,
+    /// Agreeing receipts.
+    pub count: u32,
+}
+
+/// A result dispute: the round is rolled back and its voters are slashed.
+#[near(serializers = [borsh, json])]
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultDispute {
+    /// The auditor.
+    pub auditor: AccountId,
+    /// Why.
+    pub reason: String,
+    /// Receipts checked for slashing so far (`slash_voters` pages on).
+    pub slashed_through: u32,
 }
 
 /// How a round was finalized.
@@ -85,20 +111,83 @@ pub struct Finalization {
     pub blob_set: Hash32,
     /// When, unix ms; the challenge window runs from here.
     pub finalized_at_ms: u64,
-    /// Credits of the included providers.
-    pub credits: Vec<Credit>,
-    /// Whether `settle_round` has run.
+    /// The agreeing votes when it was finalized.
+    pub votes: Tally,
+    /// The active bonded stake when it was finalized.
+    pub active_stake: U128,
+    /// Receipts settled so far (`settle_round` pages on).
+    pub settled_through: u32,
+    /// Whether every receipt has been settled.
     pub settled: bool,
+    /// Set when an auditor disputed the result.
+    pub disputed: Option<ResultDispute>,
 }
 
-/// Everything known about one round.
+/// One round's small record (receipts live in their own entries).
 #[near(serializers = [borsh, json])]
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct RoundState {
-    /// Receipts posted, in arrival order.
-    pub receipts: Vec<StoredReceipt>,
+    /// The round whose checkpoint this one trains from.
+    pub base_round: u64,
+    /// Receipts posted.
+    pub receipt_count: u32,
+    /// The (result, blob set) with the most stake so far: the default of `finalize_round`.
+    pub leader: Option<(Hash32, Hash32)>,
+    /// The round finalized on top of this one most recently (0 = none).
+    pub child_round: u64,
     /// Set once the round is finalized.
     pub finalization: Option<Finalization>,
+}
+
+/// Where a round stands.
+#[near(serializers = [json])]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundStatus {
+    /// Taking receipts.
+    Open,
+    /// Never finalized, and its base was rolled back or the run closed.
+    Abandoned,
+    /// Finalized and on the live chain (challenge window open or settling).
+    Finalized,
+    /// Fully settled.
+    Settled,
+    /// An auditor disputed its result: rolled back, voters slashed, nothing paid.
+    Disputed,
+    /// Finalized on top of a result that was disputed: rolled back, nothing paid,
+    /// nobody slashed.
+    RolledBack,
+}
+
+/// A round as the `round` view shows it.
+#[near(serializers = [json])]
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundView {
+    /// The round id.
+    pub round: u64,
+    /// Where it stands.
+    pub status: RoundStatus,
+    /// The round's record.
+    #[serde(flatten)]
+    pub state: RoundState,
+}
+
+impl RoundState {
+    /// Round 0: the initial checkpoint, final and settled from the start.
+    pub(crate) fn initial(hash: Hash32, now_ms: u64) -> Self {
+        RoundState {
+            finalization: Some(Finalization {
+                result_checkpoint: hash,
+                blob_set: Hash32::default(),
+                finalized_at_ms: now_ms,
+                votes: Tally::default(),
+                active_stake: U128(0),
+                settled_through: 0,
+                settled: true,
+                disputed: None,
+            }),
+            ..Default::default()
+        }
+    }
 }
 
 impl Run {
@@ -109,24 +198,24 @@ impl Run {
             receipt.run == here.as_str(),
             format!("this receipt is for run {}, not for {here}", receipt.run)
         );
-        let next = self.last_finalized + 1;
+        let open = self.next_round;
         require!(
-            receipt.round == next,
+            receipt.round == open,
             format!(
-                "receipt is for round {}, but the open round is {next}",
+                "receipt is for round {}, but the open round is {open}",
                 receipt.round
             )
         );
         let base = self
             .checkpoints
-            .get(&self.last_finalized)
-            .expect("last checkpoint")
+            .get(&self.head)
+            .expect("head checkpoint")
             .hash;
         require!(
             receipt.base_checkpoint == base,
             format!(
-                "receipt starts from checkpoint {}, but the last finalized checkpoint is {base}",
-                receipt.base_checkpoint
+                "receipt starts from checkpoint {}, but the open round builds on {base} (round {})",
+                receipt.base_checkpoint, self.head
             )
         );
         require!(
@@ -152,28 +241,85 @@ impl Run {
             provider.status == ProviderStatus::Active,
             format!("{provider_id} is not an active provider (exiting or slashed)")
         );
+        require!(
+            !self.internal_is_dishonest(provider_id, provider.generation),
+            format!("{provider_id} voted for a disputed result; its bond is being slashed")
+        );
     }
 
-    fn internal_is_active_provider(&self, provider: &str) -> bool {
-        let Ok(id) = provider.parse::<AccountId>() else {
-            return false;
+    /// Panics unless rounds may run: funded, not paused, not closed.
+    pub(crate) fn assert_open_for_rounds(&self) {
+        self.assert_not_paused();
+        require!(!self.closed, "the run is closed: no more rounds");
+    }
+
+    /// Stake a quorum needs now: `quorum_bps` of the active bonded stake, rounded up.
+    pub(crate) fn internal_quorum_stake(&self) -> u128 {
+        let bps = u128::from(self.config.quorum_bps());
+        crate::math::U256::mul_div_ceil(self.active_stake, bps, 10_000)
+    }
+
+    /// Takes back `provider`'s vote in `round` (it left or was slashed before the
+    /// round was finalized): a vote without a bond at stake never counts.
+    pub(crate) fn internal_withdraw_vote(&mut self, round: u64, provider: &AccountId) {
+        let key = (round, provider.clone());
+        let Some(mut stored) = self.receipts.get(&key).cloned() else {
+            return;
         };
-        self.providers
-            .get(&id)
-            .is_some_and(|p| p.status == ProviderStatus::Active)
+        if stored.stake.0 == 0 {
+            return;
+        }
+        let tkey = (
+            round,
+            stored.receipt.result_checkpoint,
+            stored.receipt.blob_set,
+        );
+        let mut tally = self.tallies.get(&tkey).copied().unwrap_or_default();
+        tally.stake = U128(tally.stake.0 - stored.stake.0);
+        tally.count -= 1;
+        self.tallies.insert(tkey, tally);
+        stored.stake = U128(0);
+        self.receipts.insert(key, stored);
     }
 
-    /// Pays for the bytes written since `before` (rounds and checkpoints, flushed by
-    /// the caller): from the treasury while it lasts, otherwise from the attached
-    /// deposit. An attached deposit that was not needed goes back to the caller.
-    /// Without this the run's storage would grow into the money it owes.
-    fn internal_pay_round_storage(&mut self, before: u64) {
+    /// The round record, or a message that it does not exist.
+    pub(crate) fn internal_round(&self, round: u64) -> RoundState {
+        self.rounds
+            .get(&round)
+            .cloned()
+            .unwrap_or_else(|| env::panic_str(&format!("round {round} has no receipts")))
+    }
+
+    /// The round's finalization, or a message that it is not finalized.
+    pub(crate) fn internal_finalization(&self, round: u64) -> (RoundState, Finalization) {
+        let state = self.rounds.get(&round).cloned().unwrap_or_default();
+        let fin = state
+            .finalization
+            .clone()
+            .unwrap_or_else(|| env::panic_str(&format!("round {round} is not finalized")));
+        (state, fin)
+    }
+
+    /// Whether `round` is on the live chain (walks back from the head; rounds
+    /// inside a challenge window are few, and older ones are reached only by views).
+    pub(crate) fn internal_is_live(&self, round: u64) -> bool {
+        let mut r = self.head;
+        while r > round {
+            r = self.rounds.get(&r).map_or(0, |s| s.base_round);
+        }
+        r == round
+    }
+
+    /// Pays the bytes a call added (receipts, finalizations, disputes, settlements).
+    pub(crate) fn internal_pay_round_storage(&mut self, before: u64) {
         self.internal_pay_round_storage_from(before, &mut 0);
     }
 
-    /// As `internal_pay_round_storage`, taking from `first` (a slashed bond) before
-    /// the treasury.
-    fn internal_pay_round_storage_from(&mut self, before: u64, first: &mut u128) {
+    /// Pays the bytes a call added since `before`: from `first` (slashed bonds),
+    /// then the treasury, then the attached deposit; an attached deposit that was
+    /// not needed goes back to the caller. Without this the run's storage would
+    /// grow into the money it owes.
+    pub(crate) fn internal_pay_round_storage_from(&mut self, before: u64, first: &mut u128) {
         let bytes = env::storage_usage().saturating_sub(before);
         let cost = u128::from(bytes) * env::storage_byte_cost().as_yoctonear();
         let from_first = cost.min(*first);
@@ -191,30 +337,9 @@ impl Run {
         self.treasury -= from_treasury;
         self.round_storage_held += cost;
         if attached > from_caller {
-            Promise::new(env::predecessor_account_id())
-                .transfer(NearToken::from_yoctonear(attached - from_caller))
+            self.internal_payout(env::predecessor_account_id(), attached - from_caller)
                 .detach();
         }
-    }
-
-    /// Whether `provider` is registered and not slashed (active or exiting: its
-    /// bond is still held).
-    fn internal_is_bonded(&self, provider: &str) -> bool {
-        let Ok(id) = provider.parse::<AccountId>() else {
-            return false;
-        };
-        self.providers
-            .get(&id)
-            .is_some_and(|p| p.status != ProviderStatus::Slashed)
-    }
-
-    fn internal_finalization(&self, round: u64) -> (RoundState, Finalization) {
-        let state = self.rounds.get(&round).cloned().unwrap_or_default();
-        let fin = state
-            .finalization
-            .clone()
-            .unwrap_or_else(|| env::panic_str(&format!("round {round} is not finalized")));
-        (state, fin)
     }
 }
 
@@ -222,11 +347,12 @@ impl Run {
 impl Run {
     /// Posts a provider's signed receipt for the open round (anyone may relay it).
     /// `signature` is base64 of the 64-byte ed25519 signature over the receipt's
-    /// signing hash, made with the provider's registered key. The receipt's storage
-    /// is paid from the treasury; once it is spent, attach it (the excess comes back).
+    /// signing hash, made with the provider's registered key. Its vote carries the
+    /// provider's bond. Storage is paid from the treasury; once it is spent, attach
+    /// it (the excess comes back). Costs the same with 1 or 1,000 receipts posted.
     #[payable]
     pub fn submit_receipt(&mut self, receipt: Receipt, signature: Base64VecU8) {
-        self.assert_not_paused();
+        self.assert_open_for_rounds();
         let storage_before = env::storage_usage();
         require!(
             self.internal_funding_phase() == FundingPhase::Funded,
@@ -240,127 +366,129 @@ impl Run {
         let sig: [u8; 64] = signature.0.as_slice().try_into().unwrap_or_else(|_| {
             env::panic_str("signature must be base64 of the 64 ed25519 signature bytes")
         });
-        let key = self.internal_provider(&provider_id).signing_key;
-        let key: [u8; 32] = key.as_bytes()[1..]
+        let mut provider = self.internal_provider(&provider_id);
+        let key: [u8; 32] = provider.signing_key.as_bytes()[1..]
             .try_into()
             .expect("ed25519 key is 32 bytes");
         require!(
             env::ed25519_verify(&sig, receipt.signing_hash().0, &key),
             "the signature does not match this receipt and the provider's registered signing key"
         );
-        let mut state = self.rounds.get(&receipt.round).cloned().unwrap_or_default();
+        let round = receipt.round;
+        let key = (round, provider_id.clone());
         require!(
-            !state
-                .receipts
-                .iter()
-                .any(|r| r.receipt.provider == receipt.provider),
-            format!(
-                "{provider_id} already posted a receipt for round {}",
-                receipt.round
-            )
+            !self.receipts.contains_key(&key),
+            format!("{provider_id} already posted a receipt for round {round}")
         );
-        let agreeing = 1 + state
-            .receipts
-            .iter()
-            .filter(|r| {
-                r.receipt.result_checkpoint == receipt.result_checkpoint
-                    && r.receipt.blob_set == receipt.blob_set
-            })
-            .count();
+        let mut state = self.rounds.get(&round).cloned().unwrap_or(RoundState {
+            base_round: self.head,
+            ..Default::default()
+        });
+        let tkey = (round, receipt.result_checkpoint, receipt.blob_set);
+        let mut tally = self.tallies.get(&tkey).copied().unwrap_or_default();
+        tally.stake = U128(tally.stake.0 + provider.bond);
+        tally.count += 1;
+        self.tallies.insert(tkey, tally);
+        let leads = match state.leader {
+            None => true,
+            Some((r, b)) => {
+                (r, b) == (tkey.1, tkey.2)
+                    || self
+                        .tallies
+                        .get(&(round, r, b))
+                        .is_none_or(|t| t.stake.0 < tally.stake.0)
+            }
+        };
+        if leads {
+            state.leader = Some((tkey.1, tkey.2));
+        }
         events::emit(
             "receipt_submitted",
-            json!({ "round": receipt.round, "provider": provider_id,
+            json!({ "round": round, "provider": provider_id,
                     "result_checkpoint": receipt.result_checkpoint, "blob_set": receipt.blob_set,
-                    "tokens": U64(receipt.tokens), "agreeing": agreeing }),
+                    "tokens": U64(receipt.tokens), "agreeing": tally.count,
+                    "agreeing_stake": tally.stake, "quorum_stake": U128(self.internal_quorum_stake()) }),
         );
-        let round = receipt.round;
-        state.receipts.push(StoredReceipt {
-            receipt,
-            signature,
-            submitted_at_ms: env::block_timestamp_ms(),
-        });
+        self.voters
+            .insert((round, state.receipt_count), provider_id.clone());
+        state.receipt_count += 1;
         self.rounds.insert(round, state);
-        self.rounds.flush();
+        self.receipts.insert(
+            key,
+            StoredReceipt {
+                receipt,
+                signature,
+                submitted_at_ms: env::block_timestamp_ms(),
+                stake: U128(provider.bond),
+                generation: provider.generation,
+                status: CreditStatus::Pending,
+            },
+        );
+        provider.last_vote_round = round;
+        self.providers.insert(provider_id, provider);
+        self.flush_rounds();
         self.internal_pay_round_storage(storage_before);
     }
 
-    /// Finalizes the open round once `quorum` receipts agree on the result
-    /// checkpoint and on the digest of `blob_hashes`. Credits every agreeing,
-    /// still active provider whose own blob is in the set. `checkpoint_uri` defaults to
-    /// `sha256:<hash>` (fetch from peers by content address); only the owner or a
-    /// provider credited in the round may set another. Storage is paid as in
-    /// `submit_receipt`.
+    /// Finalizes the open round once the receipts agreeing on `result_checkpoint`
+    /// (default: the result with the most stake on this blob set) and on the digest
+    /// of `blob_hashes` carry `quorum_bps` of the active bonded stake and number at
+    /// least `quorum`. Constant work, whatever the number of receipts: credits are
+    /// worked out page by page in `settle_round`. `checkpoint_uri` defaults to
+    /// `sha256:<hash>`; only the owner or a provider credited in the round may set
+    /// another. Storage is paid as in `submit_receipt`.
     #[payable]
     pub fn finalize_round(
         &mut self,
         round: u64,
         blob_hashes: Vec<Hash32>,
         checkpoint_uri: Option<String>,
+        result_checkpoint: Option<Hash32>,
     ) -> Checkpoint {
-        self.assert_not_paused();
+        self.assert_open_for_rounds();
         let storage_before = env::storage_usage();
-        let next = self.last_finalized + 1;
+        let open = self.next_round;
         require!(
-            round == next,
-            format!("round {round} cannot be finalized: the open round is {next}")
+            round == open,
+            format!("round {round} cannot be finalized: the open round is {open}")
         );
         let digest = blob_set_digest(&blob_hashes);
         let mut state = self.rounds.get(&round).cloned().unwrap_or_default();
-        // Only providers with a bond still at stake vote: a slashed one, or one that
-        // already took its bond back, could otherwise finalize without risk.
-        let on_set: Vec<&StoredReceipt> = state
-            .receipts
-            .iter()
-            .filter(|r| {
-                r.receipt.blob_set == digest && self.internal_is_bonded(&r.receipt.provider)
-            })
-            .collect();
-        // The result most receipts on this blob set agree on (first posted wins a
-        // tie); one pass, with one tally per distinct result.
-        let mut tally: Vec<(Hash32, usize)> = Vec::new();
-        for r in &on_set {
-            let h = r.receipt.result_checkpoint;
-            match tally.iter_mut().find(|t| t.0 == h) {
-                Some(t) => t.1 += 1,
-                None => tally.push((h, 1)),
-            }
-        }
-        let (result, votes) =
-            tally.iter().fold(
-                (Hash32::default(), 0),
-                |best, c| {
-                    if c.1 > best.1 { *c } else { best }
-                },
-            );
-        let quorum = self.config.quorum as usize;
+        let result = result_checkpoint
+            .or_else(|| state.leader.filter(|l| l.1 == digest).map(|l| l.0))
+            .unwrap_or_default();
+        let votes = self
+            .tallies
+            .get(&(round, result, digest))
+            .copied()
+            .unwrap_or_default();
+        let needed = self.internal_quorum_stake().max(1);
+        let floor = self.config.quorum;
         require!(
-            votes >= quorum,
+            votes.stake.0 >= needed && votes.count >= floor,
             format!(
-                "no quorum: {votes} of the {quorum} receipts needed agree on this blob set ({} receipts posted)",
-                state.receipts.len()
+                "no quorum: {} agreeing receipts carry {} of the {needed} yoctoNEAR of bonded stake needed (and at least {floor} receipts) on this result and blob set ({} receipts posted)",
+                votes.count, votes.stake.0, state.receipt_count
             )
         );
-        // Only active providers earn: one that started exiting could otherwise take
-        // its bond back before the challenge window of this credit closes.
-        let credits: Vec<Credit> = on_set
-            .iter()
-            .filter(|r| {
-                r.receipt.result_checkpoint == result
-                    && blob_hashes.contains(&r.receipt.blob)
-                    && self.internal_is_active_provider(&r.receipt.provider)
-            })
-            .map(|r| Credit {
-                provider: r.receipt.provider.parse().expect("checked at submission"),
-                tokens: U64(r.receipt.tokens),
-                status: CreditStatus::Pending,
-            })
-            .collect();
+        let mut blobs = blob_hashes;
+        blobs.sort_unstable();
+        blobs.dedup();
         // Anyone may finalize, but where agents fetch the checkpoint from is said
         // only by someone accountable: the owner or a provider credited here.
         if checkpoint_uri.is_some() {
             let caller = env::predecessor_account_id();
+            let credited = self
+                .receipts
+                .get(&(round, caller.clone()))
+                .is_some_and(|r| {
+                    r.stake.0 > 0
+                        && r.receipt.result_checkpoint == result
+                        && r.receipt.blob_set == digest
+                        && blobs.binary_search(&r.receipt.blob).is_ok()
+                });
             require!(
-                caller == self.config.owner || credits.iter().any(|c| c.provider == caller),
+                caller == self.config.owner || credited,
                 "only the run's owner or a provider credited in this round may set checkpoint_uri; pass null for the default sha256:<hash>"
             );
         }
@@ -375,145 +503,47 @@ impl Run {
         };
         events::emit(
             "round_finalized",
-            json!({ "round": round, "checkpoint": result, "uri": checkpoint.uri, "blob_set": digest,
-                    "credited": credits.iter().map(|c| c.provider.clone()).collect::<Vec<_>>(),
+            json!({ "round": round, "base_round": state.base_round, "checkpoint": result,
+                    "uri": checkpoint.uri, "blob_set": digest, "blobs": blobs.len(),
+                    "votes": votes.count, "vote_stake": votes.stake,
+                    "active_stake": U128(self.active_stake),
                     "challenge_ends_at_ms": U64(now + self.config.challenge_window_ms.0) }),
         );
         state.finalization = Some(Finalization {
             result_checkpoint: result,
             blob_set: digest,
             finalized_at_ms: now,
-            credits,
+            votes,
+            active_stake: U128(self.active_stake),
+            settled_through: 0,
             settled: false,
+            disputed: None,
         });
+        let base = state.base_round;
         self.rounds.insert(round, state);
+        let mut parent = self.internal_round(base);
+        parent.child_round = round;
+        self.rounds.insert(base, parent);
+        self.round_blobs.insert(round, blobs);
         self.checkpoints.insert(round, checkpoint.clone());
-        self.rounds.flush();
-        self.checkpoints.flush();
+        self.head = round;
+        self.next_round = round + 1;
+        self.last_progress_ms = now;
+        self.flush_rounds();
         self.internal_pay_round_storage(storage_before);
-        self.last_finalized = round;
         checkpoint
-    }
-
-    /// An auditor voids `provider`'s credit for a finalized `round` inside the
-    /// challenge window; the provider's bond is slashed into the revenue pool, less
-    /// the dispute's storage (paid as in `submit_receipt` if there is no bond left).
-    #[payable]
-    pub fn dispute(&mut self, round: u64, provider: AccountId, reason: String) {
-        let storage_before = env::storage_usage();
-        let auditor = env::predecessor_account_id();
-        require!(
-            self.config.auditors.contains(&auditor),
-            "only the run's auditors may dispute receipts"
-        );
-        require!(
-            reason.len() <= MAX_REASON_LEN,
-            "the reason must be at most 512 bytes"
-        );
-        let (mut state, mut fin) = self.internal_finalization(round);
-        let closes = fin.finalized_at_ms + self.config.challenge_window_ms.0;
-        require!(
-            env::block_timestamp_ms() < closes,
-            format!("the challenge window of round {round} closed at {closes} (unix ms)")
-        );
-        let credit = fin
-            .credits
-            .iter_mut()
-            .find(|c| c.provider == provider)
-            .unwrap_or_else(|| {
-                env::panic_str(&format!("{provider} has no credit in round {round}"))
-            });
-        require!(
-            credit.status == CreditStatus::Pending,
-            format!("{provider}'s credit in round {round} was already disputed")
-        );
-        credit.status = CreditStatus::Disputed {
-            auditor: auditor.clone(),
-            reason: reason.clone(),
-        };
-        state.finalization = Some(fin);
-        self.rounds.insert(round, state);
-        let mut slashed = 0;
-        if let Some(mut p) = self.providers.get(&provider).cloned() {
-            slashed = std::mem::take(&mut p.bond);
-            p.status = ProviderStatus::Slashed;
-            self.providers.insert(provider.clone(), p);
-            self.bonds_held -= slashed;
-        }
-        // The dispute's storage comes out of the slashed bond first, so an auditor
-        // never has to pay to dispute, even once the treasury is spent.
-        self.rounds.flush();
-        self.providers.flush();
-        let mut to_holders = slashed;
-        self.internal_pay_round_storage_from(storage_before, &mut to_holders);
-        self.internal_distribute_rounding_down(to_holders);
-        events::emit(
-            "dispute",
-            json!({ "round": round, "provider": provider, "auditor": auditor, "reason": reason,
-                    "slashed": U128(slashed), "to_holders": U128(to_holders) }),
-        );
-    }
-
-    /// After the challenge window (anyone may call): pays each undisputed credit
-    /// `price_per_token × tokens` from the treasury (as far as it reaches) into the
-    /// provider's claimable balance and mints `shares_per_token × tokens` shares.
-    /// Storage is paid as in `submit_receipt`.
-    #[payable]
-    pub fn settle_round(&mut self, round: u64) {
-        self.assert_not_paused();
-        let storage_before = env::storage_usage();
-        let (mut state, mut fin) = self.internal_finalization(round);
-        require!(!fin.settled, format!("round {round} is already settled"));
-        let opens = fin.finalized_at_ms + self.config.challenge_window_ms.0;
-        require!(
-            env::block_timestamp_ms() >= opens,
-            format!("round {round} settles at {opens} (unix ms), after its challenge window")
-        );
-        for credit in fin
-            .credits
-            .iter_mut()
-            .filter(|c| c.status == CreditStatus::Pending)
-        {
-            credit.status = self.internal_settle_credit(&credit.provider, credit.tokens.0);
-            events::emit(
-                "credit_settled",
-                json!({ "round": round, "provider": credit.provider, "status": credit.status }),
-            );
-        }
-        fin.settled = true;
-        state.finalization = Some(fin);
-        self.rounds.insert(round, state);
-        self.rounds.flush();
-        self.internal_pay_round_storage(storage_before);
     }
 }
 
 impl Run {
-    /// Pays and mints one credit; the payment is capped by what the treasury holds.
-    fn internal_settle_credit(&mut self, provider: &AccountId, tokens: u64) -> CreditStatus {
-        if !self.holders.contains_key(provider) {
-            return CreditStatus::Forfeited;
-        }
-        let owed = self
-            .config
-            .price_per_token
-            .0
-            .saturating_mul(u128::from(tokens));
-        let payment = owed.min(self.treasury);
-        let shares = self
-            .config
-            .shares_per_token
-            .0
-            .saturating_mul(u128::from(tokens));
-        self.treasury -= payment;
-        self.compute_paid += payment;
-        let mut holder = self.internal_settled_holder(provider);
-        holder.compute_owed += payment;
-        self.holders.insert(provider.clone(), holder);
-        self.internal_mint(provider, shares, "compute shares");
-        CreditStatus::Settled {
-            payment: U128(payment),
-            shares: U128(shares),
-        }
+    /// Writes the round collections now, so the storage they add can be measured.
+    pub(crate) fn flush_rounds(&mut self) {
+        self.rounds.flush();
+        self.checkpoints.flush();
+        self.receipts.flush();
+        self.voters.flush();
+        self.tallies.flush();
+        self.round_blobs.flush();
+        self.providers.flush();
     }
 }

@@ -9,7 +9,7 @@ use near_contract_standards::storage_management::{
 };
 use near_sdk::json_types::U128;
 use near_sdk::serde_json::json;
-use near_sdk::{AccountId, NearToken, Promise, assert_one_yocto, env, near, require};
+use near_sdk::{AccountId, NearToken, assert_one_yocto, env, near, require};
 
 impl Run {
     /// Forgets a settled holder whose whole-yocto royalties were already paid or
@@ -63,8 +63,7 @@ impl StorageManagement for Run {
             amount - cost
         };
         if refund > 0 {
-            Promise::new(env::predecessor_account_id())
-                .transfer(NearToken::from_yoctonear(refund))
+            self.internal_payout(env::predecessor_account_id(), refund)
                 .detach();
         }
         self.internal_storage_balance(&account_id)
@@ -92,8 +91,8 @@ impl StorageManagement for Run {
     }
 
     /// Closes the caller's share account: sends back the storage deposit with any
-    /// pending royalties and compute payments. Shares held must be transferred
-    /// first, or burned with `force: true`.
+    /// pending royalties and compute payments, and the 1 yoctoNEAR attached. Shares
+    /// held must be transferred first, or burned with `force: true`.
     #[payable]
     fn storage_unregister(&mut self, force: Option<bool>) -> bool {
         assert_one_yocto();
@@ -116,7 +115,7 @@ impl StorageManagement for Run {
         let (royalties, _) = holder.royalties_scaled.to_yocto_floor();
         self.royalties_claimed += royalties;
         self.compute_sent += holder.compute_owed;
-        let amount = holder.storage_deposit + royalties + holder.compute_owed;
+        let amount = holder.storage_deposit + royalties + holder.compute_owed + 1;
         self.internal_unregister_with_dust(&account_id, &holder);
         events::emit(
             "storage_unregister",
@@ -124,9 +123,7 @@ impl StorageManagement for Run {
                     "royalties": U128(royalties), "compute_payments": U128(holder.compute_owed),
                     "amount": U128(amount) }),
         );
-        Promise::new(account_id)
-            .transfer(NearToken::from_yoctonear(amount))
-            .detach();
+        self.internal_payout(account_id, amount).detach();
         true
     }
 

@@ -10,10 +10,13 @@ use near_contract_standards::fungible_token::metadata::{
 use near_contract_standards::fungible_token::receiver::ext_ft_receiver;
 use near_contract_standards::fungible_token::resolver::{FungibleTokenResolver, ext_ft_resolver};
 use near_sdk::json_types::U128;
-use near_sdk::{AccountId, Gas, PromiseOrValue, assert_one_yocto, env, near};
+use near_sdk::{AccountId, Gas, PromiseOrValue, assert_one_yocto, env, near, require};
 
 /// Gas kept for `ft_resolve_transfer` after `ft_on_transfer`.
 const GAS_FOR_RESOLVE_TRANSFER: Gas = Gas::from_tgas(10);
+/// Least prepaid gas `ft_transfer_call` accepts: its own work, the receiver's
+/// call and the resolver (as near-contract-standards checks).
+const GAS_FOR_FT_TRANSFER_CALL: Gas = Gas::from_tgas(35);
 
 #[near]
 impl FungibleTokenCore for Run {
@@ -35,6 +38,10 @@ impl FungibleTokenCore for Run {
         msg: String,
     ) -> PromiseOrValue<U128> {
         assert_one_yocto();
+        require!(
+            env::prepaid_gas() > GAS_FOR_FT_TRANSFER_CALL,
+            "More gas is required: attach more than 35 Tgas to ft_transfer_call"
+        );
         let sender_id = env::predecessor_account_id();
         self.internal_transfer(&sender_id, &receiver_id, amount.0, memo.as_deref());
         ext_ft_receiver::ext(receiver_id.clone())
@@ -72,11 +79,12 @@ impl FungibleTokenResolver for Run {
         amount: U128,
     ) -> U128 {
         let amount = amount.0;
-        let unused = match env::promise_result_checked(0, 64) {
+        // Any answer that is not a U128 (whatever its length) means nothing was used.
+        // (unbounded, as near-contract-standards reads it).
+        let unused = match env::promise_result_checked(0, usize::MAX) {
             Ok(bytes) => {
                 near_sdk::serde_json::from_slice::<U128>(&bytes).map_or(amount, |u| u.0.min(amount))
             }
-            // Failed, or an answer too long to be a U128: nothing was used.
             Err(_) => amount,
         };
         if unused == 0 {
@@ -89,10 +97,13 @@ impl FungibleTokenResolver for Run {
         }
         if self.holders.contains_key(&sender_id) {
             self.internal_transfer(&receiver_id, &sender_id, refund, Some("refund"));
+            U128(amount - refund)
         } else {
+            // As near-contract-standards: a refund burned for a sender that left
+            // counts as used.
             self.internal_burn(&receiver_id, refund, "refund to an unregistered sender");
+            U128(amount)
         }
-        U128(amount - refund)
     }
 }
 

@@ -159,11 +159,12 @@ impl World {
         let pending = self.run.pending(acc(who));
         call(who, 1, self.now);
         assert!(self.run.storage_unregister(Some(force)));
-        self.model.one_yocto_deposits += 1;
+        // The attached yocto comes back with the rest.
+        self.model.paid_in += 1;
         let out = sent();
         assert_eq!(
             out,
-            self.storage_cost + pending.royalties.0 + pending.compute_payments.0
+            self.storage_cost + pending.royalties.0 + pending.compute_payments.0 + 1
         );
         self.model.sent_out += out;
         self.model.forget(who);
@@ -229,7 +230,13 @@ impl World {
                     .ft_resolve_transfer(acc(from), acc(DEX), U128(amount))
                     .0;
                 let refund = unused.min(self.bal(DEX));
-                assert_eq!(kept, amount - refund);
+                // A refund burned because the sender left counts as used (NEP-141).
+                let used = if self.model.registered(from) {
+                    amount - refund
+                } else {
+                    amount
+                };
+                assert_eq!(kept, used);
                 *self.model.balance.get_mut(DEX).unwrap() -= refund;
                 if let Some(b) = self.model.balance.get_mut(from) {
                     *b += refund;
@@ -333,6 +340,7 @@ impl World {
             + (t.revenue_in.0 - t.royalties_claimed.0)
             + (t.compute_paid.0 - t.compute_sent.0)
             + t.bonds_held.0
+            + t.payouts_owed.0
             + t.storage_held.0;
         assert_eq!(
             m.paid_in,

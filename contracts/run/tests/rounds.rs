@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use crowdtrain_protocol::{Receipt, blob_set_digest, sha256};
 use crowdtrain_run::{CreditStatus, Run};
+use near_sdk::AccountId;
 use near_sdk::json_types::Base64VecU8;
 
 /// The protocol crate's pinned vector (contracts/protocol/tests/vectors.rs).
@@ -72,7 +73,31 @@ fn agree_and_finalize_attaching(run: &mut Run, round: u64, now_ms: u64, deposit:
         run.submit_receipt(r.clone(), sign(&r, &signing_key(seed)));
     }
     call("anyone.near", deposit, now_ms);
-    run.finalize_round(round, vec![blob(A, round), blob(B, round)], None);
+    run.finalize_round(round, vec![blob(A, round), blob(B, round)], None, None);
+}
+
+/// Settles every page of `round` at `now_ms`.
+fn settle_all(run: &mut Run, round: u64, now_ms: u64, deposit: u128) {
+    loop {
+        call("anyone.near", deposit, now_ms);
+        if run.settle_round(round, None).done {
+            break;
+        }
+    }
+}
+
+/// What became of `who`'s credit in `round`.
+fn status(run: &Run, round: u64, who: &str) -> CreditStatus {
+    run.receipt(round, acc(who)).unwrap().status
+}
+
+/// The providers whose credit in `round` was settled.
+fn paid(run: &Run, round: u64) -> Vec<AccountId> {
+    run.receipts(round, None, None)
+        .into_iter()
+        .filter(|r| matches!(r.status, CreditStatus::Settled { .. }))
+        .map(|r| acc(&r.receipt.provider))
+        .collect()
 }
 
 #[test]
@@ -107,6 +132,7 @@ fn the_contract_verifies_the_receipt_the_agent_signs() {
             3,
             vec![sha256(b"bob blob"), sha256(b"alice blob")],
             Some("https://evil.example/ckpt".into()),
+            None,
         )
     });
     call(B, 0, 6_000);
@@ -114,14 +140,16 @@ fn the_contract_verifies_the_receipt_the_agent_signs() {
         3,
         vec![sha256(b"bob blob"), sha256(b"alice blob")],
         Some("iroh:blob".into()),
+        None,
     );
     assert_eq!(
         (cp.hash, cp.uri.as_str()),
         (sha256(b"checkpoint 3"), "iroh:blob")
     );
     assert_eq!(run.checkpoint(3).unwrap(), cp);
-    assert_eq!(run.receipts(3).len(), 2);
-    assert_eq!(run.receipts(3)[0].receipt, vector_receipt());
+    assert_eq!(run.receipts(3, None, None).len(), 2);
+    assert_eq!(run.receipts(3, None, None)[0].receipt, vector_receipt());
+    assert_eq!(run.receipts(3, Some(1), Some(5))[0].receipt.provider, B);
 }
 
 #[test]
@@ -156,7 +184,7 @@ fn receipts_that_do_not_fit_are_refused_with_a_reason() {
             7,
         ),
         (
-            "but the last finalized checkpoint is",
+            "but the open round builds on",
             Receipt {
                 base_checkpoint: ckpt(5),
                 ..r1.clone()
@@ -229,18 +257,18 @@ fn receipts_that_do_not_fit_are_refused_with_a_reason() {
 
     // One receipt is no quorum; neither is a blob set nobody signed.
     call("anyone.near", 0, 4_100);
-    assert_fails("no quorum: 1 of the 2 receipts needed", || {
-        run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None)
+    assert_fails("no quorum: 1 agreeing receipts carry", || {
+        run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None, None)
     });
     submit(&mut run, &receipt(1, B, ckpt(0), ckpt(1), &set), 8, 4_200);
     call("anyone.near", 0, 4_300);
-    assert_fails("no quorum: 0 of the 2", || {
-        run.finalize_round(1, vec![blob(A, 1)], None)
+    assert_fails("no quorum: 0 agreeing receipts", || {
+        run.finalize_round(1, vec![blob(A, 1)], None, None)
     });
     assert_fails("round 2 cannot be finalized: the open round is 1", || {
-        run.finalize_round(2, vec![blob(A, 1), blob(B, 1)], None)
+        run.finalize_round(2, vec![blob(A, 1), blob(B, 1)], None, None)
     });
-    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
+    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None, None);
     // A receipt for a finalized round is now from the past.
     call("relayer.near", 0, 4_400);
     assert_fails("receipt is for round 1, but the open round is 2", || {
@@ -262,11 +290,12 @@ fn disagreeing_receipts_and_blobs_outside_the_set_earn_nothing() {
         4_000,
     );
     call("anyone.near", 0, 4_000);
-    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
-    let fin = run.round_view(1).unwrap().finalization.unwrap();
-    let credited: Vec<String> = fin.credits.iter().map(|c| c.provider.to_string()).collect();
-    assert_eq!(credited, vec![A.to_string(), B.to_string()]);
+    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None, None);
+    let fin = run.round_view(1).unwrap().state.finalization.unwrap();
     assert_eq!(fin.result_checkpoint, ckpt(1));
+    settle_all(&mut run, 1, 4_000 + WINDOW_MS, 0);
+    assert_eq!(paid(&run, 1), vec![acc(A), acc(B)]);
+    assert_eq!(status(&run, 1, C), CreditStatus::Excluded);
 }
 
 #[test]
@@ -275,11 +304,13 @@ fn credits_settle_after_the_window_into_payments_and_shares() {
     agree_and_finalize(&mut run, 1, 4_000);
     let before = run.treasury();
     call("anyone.near", 0, 4_000 + WINDOW_MS - 1);
-    assert_fails("round 1 settles at 14000 (unix ms)", || run.settle_round(1));
+    assert_fails("round 1 settles at 14000 (unix ms)", || {
+        run.settle_round(1, None)
+    });
     call("anyone.near", 0, 4_000 + WINDOW_MS);
-    run.settle_round(1);
-    assert_fails("round 1 is already settled", || run.settle_round(1));
-    assert_fails("round 2 is not finalized", || run.settle_round(2));
+    assert!(run.settle_round(1, None).done);
+    assert_fails("round 1 is already settled", || run.settle_round(1, None));
+    assert_fails("round 2 is not finalized", || run.settle_round(2, None));
     let pay = PRICE * 1_000;
     assert_eq!(run.pending(acc(A)).compute_payments.0, pay);
     assert_eq!(bal(&run, A), SHARES_PER_TOKEN * 1_000);
@@ -305,7 +336,7 @@ fn an_auditor_dispute_voids_the_credit_and_slashes_the_bond_to_holders() {
         run.dispute(1, acc(B), "bad".into())
     });
     call("auditor.near", 0, 5_000);
-    assert_fails("carol.test.near has no credit in round 1", || {
+    assert_fails("carol.test.near has no receipt in round 1", || {
         run.dispute(1, acc(C), "x".into())
     });
     assert_fails("round 2 is not finalized", || {
@@ -332,17 +363,9 @@ fn an_auditor_dispute_voids_the_credit_and_slashes_the_bond_to_holders() {
         "{royalties}"
     );
     assert_eq!(run.treasury().bonds_held.0, 2 * BOND);
-    call("anyone.near", 0, 4_000 + WINDOW_MS);
-    run.settle_round(1);
-    let fin = run.round_view(1).unwrap().finalization.unwrap();
-    assert!(matches!(
-        fin.credits[1].status,
-        CreditStatus::Disputed { .. }
-    ));
-    assert!(matches!(
-        fin.credits[0].status,
-        CreditStatus::Settled { .. }
-    ));
+    settle_all(&mut run, 1, 4_000 + WINDOW_MS, 0);
+    assert!(matches!(status(&run, 1, B), CreditStatus::Disputed { .. }));
+    assert!(matches!(status(&run, 1, A), CreditStatus::Settled { .. }));
     assert_eq!(bal(&run, B), 0);
     assert_eq!(run.pending(acc(B)).compute_payments.0, 0);
     // A slashed provider can no longer post receipts, and leaves with its storage only.
@@ -351,7 +374,7 @@ fn an_auditor_dispute_voids_the_credit_and_slashes_the_bond_to_holders() {
     assert_fails("is not an active provider", || {
         run.submit_receipt(r.clone(), sign(&r, &signing_key(8)))
     });
-    call(B, 0, 20_000);
+    call(B, 1, 20_000);
     run.exit_provider().unwrap().detach();
     let back = sent();
     assert!(back > 0 && back < NEAR, "storage only: {back}");
@@ -370,7 +393,7 @@ fn a_paused_run_takes_no_receipts_or_finalization() {
     assert_fails("paused", || {
         run.submit_receipt(r.clone(), sign(&r, &signing_key(7)))
     });
-    assert_fails("paused", || run.finalize_round(1, vec![], None));
+    assert_fails("paused", || run.finalize_round(1, vec![], None, None));
     assert_fails("only the run's owner", || run.unpause());
     call("owner.near", 0, 4_000);
     run.unpause();
@@ -387,7 +410,7 @@ fn the_treasury_pays_until_it_runs_dry_and_shares_keep_coming() {
         agree_and_finalize_attaching(&mut run, round, now, NEAR);
         now += WINDOW_MS;
         call("anyone.near", NEAR, now);
-        run.settle_round(round);
+        run.settle_round(round, None);
         round += 1;
     }
     let paid = run.pending(acc(A)).compute_payments.0 + run.pending(acc(B)).compute_payments.0;
@@ -405,32 +428,39 @@ fn the_treasury_pays_until_it_runs_dry_and_shares_keep_coming() {
     agree_and_finalize_attaching(&mut run, round, now, NEAR);
     let held = run.treasury().storage_held.0;
     call("anyone.near", NEAR, now + WINDOW_MS);
-    run.settle_round(round);
+    run.settle_round(round, None);
     // The caller paid the storage settling added; the rest of its deposit came back.
     let cost = run.treasury().storage_held.0 - held;
     assert!(cost > 0);
     assert_eq!(transfers(), vec![(acc("anyone.near"), NEAR - cost)]);
     assert_eq!(run.treasury().treasury.0, 0);
     assert_eq!(bal(&run, A), round as u128 * SHARES_PER_TOKEN * 1_000);
-    let fin = run.round_view(round).unwrap().finalization.unwrap();
     assert!(
-        matches!(&fin.credits[0].status, CreditStatus::Settled { payment, .. } if payment.0 == 0)
+        matches!(status(&run, round, A), CreditStatus::Settled { payment, .. } if payment.0 == 0)
     );
 }
 
 #[test]
-fn a_provider_that_starts_exiting_earns_nothing_more_so_its_bond_stays_at_stake() {
+fn a_provider_that_starts_exiting_no_longer_votes_or_earns() {
+    // Fails on the old code: an exiting provider's receipt still counted toward
+    // the quorum although its bond could leave before the window closed.
     let mut run = run_with_providers();
     let set = [A, B];
     submit(&mut run, &receipt(1, A, ckpt(0), ckpt(1), &set), 7, 4_000);
     submit(&mut run, &receipt(1, B, ckpt(0), ckpt(1), &set), 8, 4_000);
-    call(B, 0, 4_500);
+    call(B, 1, 4_500);
     assert!(run.exit_provider().is_none());
+    assert_eq!(run.receipt(1, acc(B)).unwrap().stake.0, 0);
     call("anyone.near", 0, 5_000);
-    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
-    let fin = run.round_view(1).unwrap().finalization.unwrap();
-    assert_eq!(fin.credits.len(), 1);
-    assert_eq!(fin.credits[0].provider.as_str(), A);
+    assert_fails("no quorum: 1 agreeing receipts", || {
+        run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None, None)
+    });
+    submit(&mut run, &receipt(1, C, ckpt(0), ckpt(1), &set), 9, 5_000);
+    call("anyone.near", 0, 5_000);
+    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None, None);
+    settle_all(&mut run, 1, 5_000 + WINDOW_MS, 0);
+    assert_eq!(paid(&run, 1), vec![acc(A)]);
+    assert_eq!(status(&run, 1, B), CreditStatus::Excluded);
 }
 
 #[test]
@@ -454,7 +484,7 @@ fn receipts_and_rounds_pay_their_storage_from_the_treasury_not_from_money_owed()
     run.submit_receipt(r.clone(), sign(&r, &signing_key(8)));
     let before = run.treasury();
     call("anyone.near", NEAR, 4_000);
-    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None);
+    run.finalize_round(1, vec![blob(A, 1), blob(B, 1)], None, None);
     let after = run.treasury();
     let cost = before.treasury.0 - after.treasury.0;
     assert!(cost >= 100 * byte_cost, "finalization storage cost {cost}");
@@ -475,17 +505,18 @@ fn a_slashed_provider_no_longer_counts_toward_the_quorum() {
     call("auditor.near", 0, 6_000);
     run.dispute(1, acc(B), "replayed shard 3: loss differs".into());
     call("anyone.near", 0, 6_000);
-    assert_fails("no quorum: 1 of the 2 receipts needed agree", || {
-        run.finalize_round(2, vec![blob(A, 2), blob(B, 2)], None)
+    assert_fails("no quorum: 1 agreeing receipts", || {
+        run.finalize_round(2, vec![blob(A, 2), blob(B, 2)], None, None)
     });
     // Carol, bonded, agreeing on the same set and result, brings the quorum back
     // (her blob is outside the set, so she is counted but not credited).
     submit(&mut run, &receipt(2, C, ckpt(1), ckpt(2), &set), 9, 6_000);
     call("anyone.near", 0, 6_000);
-    run.finalize_round(2, vec![blob(A, 2), blob(B, 2)], None);
-    let fin = run.round_view(2).unwrap().finalization.unwrap();
-    let credited: Vec<_> = fin.credits.iter().map(|c| c.provider.to_string()).collect();
-    assert_eq!(credited, vec![A.to_string()]);
+    run.finalize_round(2, vec![blob(A, 2), blob(B, 2)], None, None);
+    settle_all(&mut run, 1, 4_000 + WINDOW_MS, 0);
+    settle_all(&mut run, 2, 6_000 + WINDOW_MS, 0);
+    assert_eq!(paid(&run, 2), vec![acc(A)]);
+    assert_eq!(status(&run, 2, C), CreditStatus::Excluded);
 }
 
 #[test]
@@ -501,7 +532,7 @@ fn an_auditor_disputes_without_paying_even_once_the_treasury_is_spent() {
     // Round 1 pays 1 NEAR per credit: the treasury is spent.
     agree_and_finalize(&mut run, 1, 4_000);
     call("anyone.near", NEAR, 4_000 + WINDOW_MS);
-    run.settle_round(1);
+    run.settle_round(1, None);
     assert_eq!(run.treasury().treasury.0, 0);
     agree_and_finalize_attaching(&mut run, 2, 20_000, NEAR);
     let revenue = run.treasury().revenue_in.0;

@@ -153,3 +153,23 @@ pub fn signed(receipt: &crowdtrain_protocol::Receipt, sk: &near_crypto::SecretKe
     let signature = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
     json!({"receipt": receipt, "signature": signature})
 }
+
+/// Replaces the section `name` of `sandbox-tests/GAS.md` (between
+/// `<!-- name -->` and `<!-- /name -->`, appended if absent) with `table`. Two gas
+/// tests of this binary write their own sections; the lock keeps their writes apart.
+pub fn write_gas_section(name: &str, table: &str) {
+    static GAS_MD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = GAS_MD.lock().unwrap_or_else(|e| e.into_inner());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("GAS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (open, close) = (format!("<!-- {name} -->"), format!("<!-- /{name} -->"));
+    let section = format!("{open}\n{table}{close}\n");
+    let text = match (text.find(&open), text.find(&close)) {
+        (Some(a), Some(b)) if a < b => {
+            let end = b + close.len() + usize::from(text[b + close.len()..].starts_with('\n'));
+            format!("{}{section}{}", &text[..a], &text[end..])
+        }
+        _ => format!("{text}\n{section}"),
+    };
+    std::fs::write(&path, text).unwrap();
+}

@@ -1,14 +1,17 @@
-//! A claim whose transfer fails: a holder (a contract) claims and deletes itself
-//! in the same step, so the run's transfer finds no account. The run's callback
-//! must restore the pending royalties, and the NEAR stays with the run.
+//! Payouts whose transfer fails: a holder (a contract) claims, or closes its share
+//! account, and deletes itself in the same step, so the run's transfer finds no
+//! account. The run's callback must restore what was owed, and the NEAR stays with
+//! the run.
 
-use crate::common::crowdtrain::{FreshRun, fresh_run};
+use crate::common::crowdtrain::{FreshRun, burnt, fresh_run};
 use crate::common::*;
 use near_workspaces::types::NearToken;
 use serde_json::{Value, json};
 
 /// A holder contract: `fund(run)` forwards the attached deposit to `run.deposit`;
-/// `claim_and_die(run)` calls `run.claim` and deletes this account (to test.near).
+/// `claim_and_die(run)` calls `run.claim` and deletes this account (to test.near);
+/// `unregister_and_die(run)` calls `run.storage_unregister({"force":true})` with 1
+/// yoctoNEAR and deletes this account.
 const HOLDER_WAT: &str = r#"
 (module
   (import "env" "input" (func $input (param i64)))
@@ -24,6 +27,9 @@ const HOLDER_WAT: &str = r#"
   (data (i32.const 16) "deposit")
   (data (i32.const 32) "claim")
   (data (i32.const 48) "test.near")
+  (data (i32.const 64) "storage_unregister")
+  (data (i32.const 96) "{\"force\":true}")
+  (data (i32.const 640) "\01")
   (func $run (result i64)
     (call $input (i64.const 0))
     (call $read_register (i64.const 0) (i64.const 1024))
@@ -36,6 +42,14 @@ const HOLDER_WAT: &str = r#"
     (local $self i64)
     (call $call (call $run) (i64.const 5) (i64.const 32) (i64.const 0) (i64.const 0)
       (i64.const 512) (i64.const 60000000000000))
+    (call $current_account_id (i64.const 1))
+    (call $read_register (i64.const 1) (i64.const 2048))
+    (local.set $self (call $batch (call $register_len (i64.const 1)) (i64.const 2048)))
+    (call $delete (local.get $self) (i64.const 9) (i64.const 48)))
+  (func (export "unregister_and_die")
+    (local $self i64)
+    (call $call (call $run) (i64.const 18) (i64.const 64) (i64.const 14) (i64.const 96)
+      (i64.const 640) (i64.const 60000000000000))
     (call $current_account_id (i64.const 1))
     (call $read_register (i64.const 1) (i64.const 2048))
     (local.set $self (call $batch (call $register_len (i64.const 1)) (i64.const 2048)))
@@ -134,4 +148,111 @@ async fn a_claim_to_a_deleted_account_restores_the_pending_royalties() {
         .balance
         .as_yoctonear();
     assert_eq!(run_after, run_before, "the NEAR came back to the run");
+}
+
+#[tokio::test]
+async fn a_payout_to_a_deleted_account_is_kept_for_it() {
+    let Some(FreshRun { net, root, run, .. }) = fresh_run("payouts", 5 * NEAR, |_| {}).await else {
+        return;
+    };
+    let holder = root
+        .create_subaccount("holder")
+        .initial_balance(NearToken::from_near(10))
+        .transact()
+        .await
+        .unwrap()
+        .unwrap();
+    let holder = holder
+        .deploy(&wat::parse_str(HOLDER_WAT).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let out = holder
+        .call("fund")
+        .args(run.as_bytes().to_vec())
+        .deposit(NearToken::from_near(3))
+        .max_gas()
+        .transact()
+        .await
+        .unwrap();
+    assert!(
+        out.is_success() && out.receipt_failures().is_empty(),
+        "{out:?}"
+    );
+    let run_before = net
+        .worker
+        .view_account(&run)
+        .await
+        .unwrap()
+        .balance
+        .as_yoctonear();
+    let out = holder
+        .call("unregister_and_die")
+        .args(run.as_bytes().to_vec())
+        .max_gas()
+        .transact()
+        .await
+        .unwrap();
+    assert!(
+        net.worker.view_account(holder.id()).await.is_err(),
+        "the holder deleted itself"
+    );
+    assert!(
+        out.logs().iter().any(|l| l.contains("payout_restored")),
+        "{:?}",
+        out.logs()
+    );
+    let owed: Value = net
+        .worker
+        .view(&run, "payout_owed")
+        .args_json(json!({"account_id": holder.id()}))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let owed: u128 = owed.as_str().unwrap().parse().unwrap();
+    assert!(
+        owed > 0,
+        "the storage deposit (and the yocto) are kept for the account"
+    );
+    let run_after = net
+        .worker
+        .view_account(&run)
+        .await
+        .unwrap()
+        .balance
+        .as_yoctonear();
+    // The run got the 1 yocto attached and kept what it could not deliver.
+    assert_eq!(run_after, run_before + 1, "the NEAR came back to the run");
+
+    // The account comes back and takes what it was owed, to the yocto.
+    let holder = root
+        .create_subaccount("holder")
+        .initial_balance(NearToken::from_near(1))
+        .transact()
+        .await
+        .unwrap()
+        .unwrap();
+    let start = holder.view_account().await.unwrap().balance.as_yoctonear();
+    let out = holder
+        .call(&run, "retry_payout")
+        .max_gas()
+        .transact()
+        .await
+        .unwrap();
+    assert!(
+        out.is_success() && out.receipt_failures().is_empty(),
+        "{out:?}"
+    );
+    let now = holder.view_account().await.unwrap().balance.as_yoctonear();
+    assert_eq!(now, start + owed - burnt(&out), "the owed payout arrives");
+    let left: Value = net
+        .worker
+        .view(&run, "payout_owed")
+        .args_json(json!({"account_id": holder.id()}))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(left, json!("0"), "nothing is owed twice");
 }

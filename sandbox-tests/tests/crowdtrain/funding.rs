@@ -58,7 +58,12 @@ async fn a_missed_goal_refunds_every_funder_in_full() {
     assert_eq!(status["phase"], "Failed");
 
     for (funder, start, spent) in &funders {
-        let out = funder.call(&run, "refund").transact().await.unwrap();
+        let out = funder
+            .call(&run, "refund")
+            .max_gas()
+            .transact()
+            .await
+            .unwrap();
         assert!(out.is_success(), "{out:?}");
         let now = funder.view_account().await.unwrap().balance.as_yoctonear();
         assert_eq!(

@@ -4,7 +4,9 @@
 
 const HOLDERS: usize = 1000;
 
-use crate::common::crowdtrain::{config, create_run, deploy_factory, signed, wasm};
+use crate::common::crowdtrain::{
+    config, create_run, deploy_factory, signed, wasm, write_gas_section,
+};
 use crate::common::*;
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
 use near_crypto::{KeyType, SecretKey};
@@ -86,6 +88,7 @@ async fn measure(holders: usize, factory_wasm: &[u8]) -> Vec<(&'static str, f64)
             .call(&run, "register_provider")
             .args_json(json!({"signing_key": sk.public_key().to_string(), "node_id": name}))
             .deposit(NearToken::from_near(2))
+            .max_gas()
             .transact()
             .await
             .unwrap();
@@ -175,18 +178,15 @@ async fn gas_per_method_with_10_and_1000_holders() {
     let small = measure(10, &factory_wasm).await;
     let large = measure(HOLDERS, &factory_wasm).await;
     let mut table = String::from(
-        "# Gas per run-contract method (Tgas burnt, whole transaction)\n\n\
-         Measured by `tests/crowdtrain/gas.rs` on the local chain (nearcore's VM and fees,\n\
-         protocol config of near-parameters 0.38; trie-node costs are not charged, so\n\
-         storage-heavy calls read slightly low). One round: 2 providers, one disputed.\n\n\
+        "## Per method, by share holders\n\n\
+         Measured by `tests/crowdtrain/gas.rs`. One round: 2 providers, one disputed.\n\n\
          | method | 10 holders | 1,000 holders | ratio |\n|---|---:|---:|---:|\n",
     );
     for ((name, a), (_, b)) in small.iter().zip(&large) {
         table.push_str(&format!("| `{name}` | {a:.2} | {b:.2} | {:.2} |\n", b / a));
     }
     println!("{table}");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("GAS.md");
-    std::fs::write(path, &table).unwrap();
+    write_gas_section("holders", &table);
     for (name, a) in &small {
         let b = large.iter().find(|r| r.0 == *name).unwrap().1;
         if name.starts_with("pay_revenue") || name.starts_with("claim") {

@@ -119,6 +119,7 @@ async fn the_full_lifecycle_pays_everyone_exactly() {
             .call(&run, "register_provider")
             .args_json(json!({"signing_key": sk.public_key().to_string(), "node_id": p.id()}))
             .deposit(NearToken::from_near(2))
+            .max_gas()
             .transact()
             .await
             .unwrap();

@@ -9,5 +9,7 @@ mod funding;
 mod gas;
 mod lifecycle;
 mod rejections;
+mod rollback;
+mod scale;
 mod shares;
 mod smoke;

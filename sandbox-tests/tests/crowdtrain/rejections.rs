@@ -51,6 +51,7 @@ async fn bad_signatures_replays_and_foreign_receipts_are_refused() {
         .call(&run, "register_provider")
         .args_json(json!({"signing_key": signing.public_key().to_string(), "node_id": "node-1"}))
         .deposit(NearToken::from_near(2))
+        .max_gas()
         .transact()
         .await
         .unwrap();
