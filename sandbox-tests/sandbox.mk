@@ -34,6 +34,6 @@ DEMOS := round-demo $(DEMOS)
 # 10/100/1,000 providers (the 1,000 row takes minutes, so only here, not in `make test`).
 .PHONY: sandbox-gas
 sandbox-gas: contracts
-	CROWDTRAIN_SCALE_FULL=1 cargo test -p crowdtrain-sandbox-tests --test crowdtrain -- gas scale --test-threads 1
+	CROWDTRAIN_SCALE_FULL=1 cargo test --workspace --test crowdtrain -- gas scale --test-threads 1
 
 BENCHES += sandbox-gas

@@ -19,9 +19,9 @@ pub mod gas {
     pub const REGISTER: u64 = 50 * TGAS;
     /// `exit_provider` (may transfer the bond back).
     pub const EXIT: u64 = 30 * TGAS;
-    /// yoctoNEAR `exit_provider` must carry: 0 on main's contract; the contracts
-    /// branch makes it 1 (a wallet confirmation), change it here when that lands.
-    pub const EXIT_DEPOSIT: u128 = 0;
+    /// yoctoNEAR `exit_provider` must carry: exactly 1, so only a full-access key
+    /// (a wallet confirmation) can move a provider's bond.
+    pub const EXIT_DEPOSIT: u128 = 1;
     /// `claim` (transfer plus the `on_claim` callback).
     pub const CLAIM: u64 = 50 * TGAS;
     /// `submit_receipt` (verifies an ed25519 signature).
