@@ -1,7 +1,8 @@
 //! `crowdtrain`: the provider's command line. Today: `simulate` (DiLoCo vs synchronous
 //! training on this machine), `train` (DiLoCo rounds only, printing checkpoint hashes,
-//! the replay an auditor runs), `bench` (the figures of the closing note), and the
-//! chain commands of [`cli`] (init, register, exit, fund, claim, status, outbox).
+//! the replay an auditor runs), `bench` (the figures of the closing note), `join`
+//! (train a run on chain as a provider) and the chain commands of [`cli`] (init,
+//! register, exit, fund, claim, status, outbox).
 
 mod bench;
 mod cli;
@@ -37,7 +38,11 @@ enum Command {
         #[arg(long, default_value = "out/simulate")]
         out: PathBuf,
     },
-    /// DiLoCo rounds only; prints each round's checkpoint hash (bit-reproducible).
+    /// Join a run on chain as a provider and train it, round after round (after
+    /// `init` and `register`).
+    Join(cli::join::JoinArgs),
+    /// Offline: DiLoCo rounds on this machine only; prints each round's checkpoint
+    /// hash (bit-reproducible). To train a run on chain, use `join`.
     Train {
         #[command(flatten)]
         run: RunArgs,
@@ -178,6 +183,8 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let command = match cli.command {
         Command::Chain(chain) => return cli::run(chain),
+        // Outside any runtime: the chain client blocks on one of its own.
+        Command::Join(args) => return cli::join::run(&args),
         other => other,
     };
     let corpus = Corpus::kjv().context("loading the committed corpus")?;
@@ -199,7 +206,7 @@ fn main() -> Result<()> {
         }
         Command::Bench { quick } => bench::run(&corpus, quick),
         Command::Audit(args) => cli::audit::run(&args),
-        Command::Chain(_) => unreachable!("handled above"),
+        Command::Chain(_) | Command::Join(_) => unreachable!("handled above"),
     }
 }
 

@@ -5,8 +5,8 @@
 use super::client::RunClient;
 use super::run_contract::{self as rc, ProviderStatus};
 use crate::provider::chain::{
-    ChainCheckpoint as SeamCheckpoint, ChainError as SeamError, OpenRound, ProviderInfo,
-    RunChain, RunTerms,
+    ChainCheckpoint as SeamCheckpoint, ChainError as SeamError, OpenRound, ProviderInfo, RunChain,
+    RunTerms,
 };
 use crowdtrain_protocol::{Hash32, Receipt};
 
@@ -30,7 +30,10 @@ impl BlockingRunChain {
         &self.client
     }
 
-    fn block<T>(&self, f: impl std::future::Future<Output = super::Result<T>>) -> Result<T, SeamError> {
+    fn block<T>(
+        &self,
+        f: impl std::future::Future<Output = super::Result<T>>,
+    ) -> Result<T, SeamError> {
         self.rt.block_on(f).map_err(seam_error)
     }
 }
@@ -114,7 +117,10 @@ impl RunChain for BlockingRunChain {
     }
 
     fn post_receipt(&self, receipt: &Receipt, signature: &[u8; 64]) -> Result<(), SeamError> {
-        match self.rt.block_on(self.client.post_receipt(receipt, signature)) {
+        match self
+            .rt
+            .block_on(self.client.post_receipt(receipt, signature))
+        {
             Ok(_) => Ok(()),
             // Durably queued: the next drain sends it, once.
             Err(super::ChainError::Queued { .. }) => Ok(()),

@@ -4,6 +4,7 @@
 
 pub mod audit;
 mod init;
+pub mod join;
 mod money;
 mod outbox;
 mod provider;

@@ -9,6 +9,7 @@
 mod common;
 
 mod errors;
+mod join;
 mod journey;
 mod outbox;
 mod support;

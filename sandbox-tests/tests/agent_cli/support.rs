@@ -134,18 +134,23 @@ impl Agent {
         }
     }
 
-    /// Runs `crowdtrain <args> --state <state>`.
-    pub fn run(&self, args: &[&str]) -> Ran {
-        let out: Output = Command::new(crowdtrain_bin())
+    /// `crowdtrain <args> --state <state>` in this agent's environment, not started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(crowdtrain_bin());
+        command
             .args(args)
             .arg("--state")
             .arg(&self.state)
             .env("HOME", &self.home)
             .env_remove("NEAR_CREDENTIALS_DIR")
             .env_remove("CROWDTRAIN_STATE")
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("crowdtrain runs");
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    /// Runs `crowdtrain <args> --state <state>`.
+    pub fn run(&self, args: &[&str]) -> Ran {
+        let out: Output = self.command(args).output().expect("crowdtrain runs");
         Ran {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -201,6 +206,11 @@ impl World {
     /// Starts a chain, deploys the factory, creates run `gpt` (goal `goal`), or
     /// `None` (reason printed) when `make contracts` has not built the wasm.
     pub async fn start(goal: u128) -> Option<World> {
+        Self::start_with(goal, |_| {}).await
+    }
+
+    /// [`World::start`] with the run's config changed by `edit` first.
+    pub async fn start_with(goal: u128, edit: impl FnOnce(&mut Value)) -> Option<World> {
         let (Some(factory_wasm), Some(_)) =
             (wasm("crowdtrain_factory.wasm"), wasm("crowdtrain_run.wasm"))
         else {
@@ -216,8 +226,9 @@ impl World {
         let root = worker.root_account().unwrap();
         let factory = deploy_factory(&root, &factory_wasm).await;
         let now_ms = worker.view_block().await.unwrap().timestamp() / 1_000_000;
-        let (out, run) =
-            create_run(&root, &factory, "gpt", config("test.near", now_ms, goal)).await;
+        let mut run_config = config("test.near", now_ms, goal);
+        edit(&mut run_config);
+        let (out, run) = create_run(&root, &factory, "gpt", run_config).await;
         assert!(out.is_success(), "{out:?}");
         let credentials = dir.path().join("credentials");
         Some(World {
