@@ -132,7 +132,7 @@ async fn a_transaction_left_by_a_killed_agent_is_not_posted_twice() {
 
     // Crash after sending: the deposit landed, but the entry is still on disk.
     let (call, tx) = signed_deposit(&url, 2 * NEAR).await;
-    let landed = Rpc::new(&url).send(tx.clone()).await.ok().expect("lands");
+    let landed = Rpc::new(&url).send(tx.clone()).await.expect("lands");
     assert!(landed.result.is_ok());
     let mut entry = outbox.push(call).unwrap();
     entry.signed = Some(Signed::new(&tx));
