@@ -6,6 +6,7 @@
 use crate::common::crowdtrain::{FreshRun, burnt, fresh_run};
 use crate::common::*;
 use near_workspaces::types::NearToken;
+use near_workspaces::{Account, AccountId, Contract};
 use serde_json::{Value, json};
 
 /// A holder contract: `fund(run)` forwards the attached deposit to `run.deposit`;
@@ -57,12 +58,8 @@ const HOLDER_WAT: &str = r#"
 )
 "#;
 
-#[tokio::test]
-async fn a_claim_to_a_deleted_account_restores_the_pending_royalties() {
-    let Some(FreshRun { net, root, run, .. }) = fresh_run("claims", 5 * NEAR, |_| {}).await else {
-        return;
-    };
-
+/// The holder contract, deployed as `holder.test.near`, holding 3 NEAR of the run's shares.
+async fn funded_holder(root: &Account, run: &AccountId) -> Contract {
     let holder = root
         .create_subaccount("holder")
         .initial_balance(NearToken::from_near(10))
@@ -87,6 +84,16 @@ async fn a_claim_to_a_deleted_account_restores_the_pending_royalties() {
         out.is_success() && out.receipt_failures().is_empty(),
         "{out:?}"
     );
+    holder
+}
+
+#[tokio::test]
+async fn a_claim_to_a_deleted_account_restores_the_pending_royalties() {
+    let Some(FreshRun { net, root, run, .. }) = fresh_run("claims", 5 * NEAR, |_| {}).await else {
+        return;
+    };
+
+    let holder = funded_holder(&root, &run).await;
     let out = root
         .call(&run, "pay_revenue")
         .deposit(NearToken::from_near(10))
@@ -155,30 +162,7 @@ async fn a_payout_to_a_deleted_account_is_kept_for_it() {
     let Some(FreshRun { net, root, run, .. }) = fresh_run("payouts", 5 * NEAR, |_| {}).await else {
         return;
     };
-    let holder = root
-        .create_subaccount("holder")
-        .initial_balance(NearToken::from_near(10))
-        .transact()
-        .await
-        .unwrap()
-        .unwrap();
-    let holder = holder
-        .deploy(&wat::parse_str(HOLDER_WAT).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let out = holder
-        .call("fund")
-        .args(run.as_bytes().to_vec())
-        .deposit(NearToken::from_near(3))
-        .max_gas()
-        .transact()
-        .await
-        .unwrap();
-    assert!(
-        out.is_success() && out.receipt_failures().is_empty(),
-        "{out:?}"
-    );
+    let holder = funded_holder(&root, &run).await;
     let run_before = net
         .worker
         .view_account(&run)
