@@ -181,8 +181,17 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
         };
         self.commit(next)?;
         self.crash_point(round, CrashPoint::BeforePost)?;
-        self.chain.post_receipt(&receipt, &signature)?;
+        let posted = self.chain.post_receipt(&receipt, &signature);
         self.posted = Some(round);
+        if let Err(ChainError::Rejected(why)) = posted {
+            // Most often late: a quorum finalized the round while this provider
+            // aggregated (the next step adopts the finalized checkpoint).
+            tracing::warn!(round, %why, "receipt refused");
+            return Ok(Progress::Waiting(format!(
+                "the receipt of round {round} was refused: {why}"
+            )));
+        }
+        posted?;
         tracing::info!(round, result = %agg.hash, blobs = agg.blobs.len(), "receipt posted");
         Ok(Progress::Posted {
             round,
@@ -200,10 +209,13 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
         signature: &str,
         blobs: &[Hash32],
     ) -> Step {
+        // The open round first: a round finalizes before the next one opens, so if the
+        // open round has moved on, a finalization of this one is visible below.
+        let open = self.chain.open_round();
         if let Some(ck) = self.chain.checkpoint(round)? {
             return self.adopt(ck, receipt.result_checkpoint);
         }
-        match self.chain.open_round() {
+        match open {
             Ok(open) if open.round != round => {
                 // Abandoned or rolled back: the chain went on from another base.
                 tracing::warn!(round, open = open.round, "round closed without finalizing");
@@ -226,8 +238,15 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             let sig: [u8; 64] = unhex(signature)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| crate::Error::Checkpoint("state.json: bad signature".into()))?;
-            self.chain.post_receipt(receipt, &sig)?;
+            let posted = self.chain.post_receipt(receipt, &sig);
             self.posted = Some(round);
+            if let Err(ChainError::Rejected(why)) = posted {
+                tracing::warn!(round, %why, "receipt refused");
+                return Ok(Progress::Waiting(format!(
+                    "the receipt of round {round} was refused: {why}"
+                )));
+            }
+            posted?;
         }
         let agreeing = receipts
             .iter()
