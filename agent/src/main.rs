@@ -1,8 +1,8 @@
-//! `crowdtrain`: the provider's command line. Today: `simulate` (DiLoCo vs synchronous
-//! training on this machine), `train` (DiLoCo rounds only, printing checkpoint hashes,
-//! the replay an auditor runs), `bench` (the figures of the closing note), `join`
-//! (train a run on chain as a provider) and the chain commands of [`cli`] (init,
-//! register, exit, fund, claim, status, outbox).
+//! `crowdtrain`: the command line of providers, funders, holders and auditors: `train`
+//! (train a run on chain as a provider), `audit` (recompute a round), the chain commands
+//! of [`cli`] (init, register, exit, fund, claim, status, outbox), and offline tools:
+//! `simulate` (DiLoCo vs synchronous training on this machine), `offline` (DiLoCo rounds
+//! only, printing checkpoint hashes) and `bench` (the figures of the closing note).
 
 mod bench;
 mod cli;
@@ -38,12 +38,13 @@ enum Command {
         #[arg(long, default_value = "out/simulate")]
         out: PathBuf,
     },
-    /// Join a run on chain as a provider and train it, round after round (after
-    /// `init` and `register`).
-    Join(cli::join::JoinArgs),
-    /// Offline: DiLoCo rounds on this machine only; prints each round's checkpoint
-    /// hash (bit-reproducible). To train a run on chain, use `join`.
-    Train {
+    /// Join a run on chain as a provider and train it, round after round, until
+    /// stopped (after `init` and `register`).
+    #[command(visible_alias = "join")]
+    Train(cli::train::TrainArgs),
+    /// Offline: DiLoCo rounds on this machine only, no chain; prints each round's
+    /// checkpoint hash (bit-reproducible). To train a run on chain, use `train`.
+    Offline {
         #[command(flatten)]
         run: RunArgs,
     },
@@ -179,18 +180,19 @@ fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let command = match cli.command {
         Command::Chain(chain) => return cli::run(chain),
         // Outside any runtime: the chain client blocks on one of its own.
-        Command::Join(args) => return cli::join::run(&args),
+        Command::Train(args) => return cli::train::run(&args),
         other => other,
     };
     let corpus = Corpus::kjv().context("loading the committed corpus")?;
     match command {
         Command::Simulate { run, out } => simulate(&run, &corpus, &out),
-        Command::Train { run } => {
+        Command::Offline { run } => {
             let sim = run.sim()?;
             let device = crowdtrain_agent::model::device_by_name(&run.device)?;
             let start = Start::new(&sim, &corpus, &device, &mut || {})?;
@@ -206,7 +208,7 @@ fn main() -> Result<()> {
         }
         Command::Bench { quick } => bench::run(&corpus, quick),
         Command::Audit(args) => cli::audit::run(&args),
-        Command::Chain(_) | Command::Join(_) => unreachable!("handled above"),
+        Command::Chain(_) | Command::Train(_) => unreachable!("handled above"),
     }
 }
 

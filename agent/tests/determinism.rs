@@ -7,7 +7,7 @@ use std::process::Command;
 fn train(threads: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_crowdtrain"))
         .args([
-            "train",
+            "offline",
             "--workers",
             "2",
             "--rounds",

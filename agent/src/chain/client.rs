@@ -65,9 +65,19 @@ impl RunClient {
     }
 
     async fn view<T: DeserializeOwned>(&self, name: &str, args: Vec<u8>) -> Result<T> {
-        let bytes = view_patiently(&self.rpc, self.policy.patience, &self.run, name, args).await?;
+        self.view_of(&self.run, name, args).await
+    }
+
+    /// View `name` of another contract (the factory, say) on the final state.
+    pub async fn view_of<T: DeserializeOwned>(
+        &self,
+        contract: &AccountId,
+        name: &str,
+        args: Vec<u8>,
+    ) -> Result<T> {
+        let bytes = view_patiently(&self.rpc, self.policy.patience, contract, name, args).await?;
         serde_json::from_slice(&bytes).map_err(|e| ChainError::BadView {
-            contract: self.run.to_string(),
+            contract: contract.to_string(),
             method: name.to_string(),
             reason: e.to_string(),
         })
@@ -259,6 +269,49 @@ impl RunClient {
             gas::EXIT,
             "exit as provider".into(),
         )
+    }
+
+    /// `settle_round`: pays a finalized round's credits once its challenge window has
+    /// passed (anyone may call it; `limit` receipts a call).
+    pub fn settle_call(&self, round: u64, limit: Option<u32>) -> Call {
+        self.call(
+            method::SETTLE_ROUND,
+            rc::args(serde_json::json!({"round": round, "limit": limit})),
+            0,
+            gas::SETTLE,
+            format!("settle round {round}"),
+        )
+    }
+
+    /// `pay_revenue`: `amount` yoctoNEAR of revenue, split over every share.
+    pub fn pay_revenue_call(&self, amount: u128) -> Call {
+        self.call(
+            method::PAY_REVENUE,
+            rc::args(serde_json::json!({})),
+            amount,
+            gas::PAY_REVENUE,
+            format!("pay revenue {}", super::near_amount::format_near(amount)),
+        )
+    }
+
+    /// `create_run` on `factory`: creates `<name>.<factory>` with `config`, attaching
+    /// the factory's `create_run_cost` (the excess comes back).
+    pub fn create_run_call(
+        &self,
+        factory: &AccountId,
+        name: &str,
+        config: serde_json::Value,
+        deposit: u128,
+    ) -> Call {
+        Call {
+            signer: self.account.clone(),
+            receiver: factory.clone(),
+            method: method::CREATE_RUN.to_string(),
+            args: rc::args(serde_json::json!({"name": name, "config": config})),
+            deposit,
+            gas: gas::CREATE_RUN,
+            label: format!("create run {name}.{factory}"),
+        }
     }
 
     /// `claim`.

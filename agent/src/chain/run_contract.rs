@@ -28,6 +28,12 @@ pub mod gas {
     pub const RECEIPT: u64 = 100 * TGAS;
     /// `finalize_round` (tallies every receipt of the round).
     pub const FINALIZE: u64 = 300 * TGAS;
+    /// `settle_round`, one page (a page of 50 receipts takes under 40 Tgas).
+    pub const SETTLE: u64 = 300 * TGAS;
+    /// `pay_revenue` (constant cost: a reward-per-share accumulator).
+    pub const PAY_REVENUE: u64 = 30 * TGAS;
+    /// The factory's `create_run` (deploys the run contract and calls its `new`).
+    pub const CREATE_RUN: u64 = 300 * TGAS;
 }
 
 /// Method names.
@@ -60,6 +66,14 @@ pub mod method {
     pub const PENDING: &str = "pending";
     /// View: share balance (NEP-141).
     pub const FT_BALANCE_OF: &str = "ft_balance_of";
+    /// Pay a finalized round's credits after its challenge window (paged).
+    pub const SETTLE_ROUND: &str = "settle_round";
+    /// Payable: inference revenue, split over every share.
+    pub const PAY_REVENUE: &str = "pay_revenue";
+    /// The factory's payable `create_run(name, config)`.
+    pub const CREATE_RUN: &str = "create_run";
+    /// The factory's view of what `create_run` must attach.
+    pub const CREATE_RUN_COST: &str = "create_run_cost";
 }
 
 /// A u128 as the contract writes it (a decimal string).

@@ -1,15 +1,16 @@
 //! The chain commands of `crowdtrain`: init, register, exit, fund, claim, status,
-//! outbox. Each resolves its settings, builds a [`RunClient`] and prints what
+//! outbox, and the run operator's spec, create-run, settle, pay-revenue. Each resolves its settings, builds a [`RunClient`] and prints what
 //! happened in words a newcomer can act on.
 
 pub mod audit;
 mod init;
-pub mod join;
 mod money;
+mod operate;
 mod outbox;
 mod provider;
 pub mod settings;
 mod status;
+pub mod train;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -51,6 +52,16 @@ pub enum ChainCommand {
     /// Send the calls queued in <state>/outbox (left by an unreachable endpoint or
     /// a crash), in order, once each; `--list` only shows them.
     Outbox(outbox::OutboxArgs),
+    /// Write a run's spec file (model, H, batch, learning rates, compression): what
+    /// every provider trains by; its hash goes on chain as the run's model_spec_hash.
+    Spec(operate::SpecArgs),
+    /// Create a run through a factory with a spec file (you become its owner).
+    CreateRun(operate::CreateRunArgs),
+    /// Settle a finalized round after its challenge window: its providers' payments
+    /// and compute shares become claimable (anyone may call it).
+    Settle(operate::SettleArgs),
+    /// Pay inference revenue into the run, split pro rata over every share.
+    PayRevenue(operate::PayRevenueArgs),
 }
 
 /// Runs a chain command; a call left queued exits with [`EXIT_QUEUED`].
@@ -67,6 +78,10 @@ pub fn run(command: ChainCommand) -> Result<()> {
             ChainCommand::Claim { chain } => money::claim(&chain).await,
             ChainCommand::Status(args) => status::run(&args).await,
             ChainCommand::Outbox(args) => outbox::run(&args).await,
+            ChainCommand::Spec(args) => operate::spec(&args),
+            ChainCommand::CreateRun(args) => operate::create_run(&args).await,
+            ChainCommand::Settle(args) => operate::settle(&args).await,
+            ChainCommand::PayRevenue(args) => operate::pay_revenue(&args).await,
         }
     });
     if let Err(e) = &result

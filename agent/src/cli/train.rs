@@ -1,4 +1,4 @@
-//! `crowdtrain join`: train a run on chain as one of its providers. Reads the settings
+//! `crowdtrain train` (alias `join`): train a run on chain as one of its providers. Reads the settings
 //! `crowdtrain init` wrote, refuses a spec file whose hash is not the run's
 //! `model_spec_hash`, then runs the provider loop (train, serve the blob, aggregate,
 //! post the signed receipt, finalize) round after round, one line per step.
@@ -18,7 +18,7 @@ use std::time::Duration;
 /// Join a run as a provider and train it: the settings of `crowdtrain init`, the run's
 /// spec file and a peers folder shared with the other providers.
 #[derive(Args, Debug)]
-pub struct JoinArgs {
+pub struct TrainArgs {
     #[command(flatten)]
     chain: ChainArgs,
     /// The run's spec file (JSON); its hash must be the run's model_spec_hash.
@@ -33,12 +33,36 @@ pub struct JoinArgs {
     /// Seconds to wait for the other providers' blobs before aggregating without them.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     gather_timeout: u64,
+    /// Where to train: cpu, cuda or cuda:N (`device` in config.toml) [default: cpu].
+    #[arg(long)]
+    device: Option<String>,
+    /// CPU threads for training, 0 = all cores (`threads` in config.toml) [default: 0].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+/// Sizes the thread pool that training runs on (candle's CPU kernels and ours), before
+/// any of it starts. The result's bits do not depend on it.
+fn set_threads(threads: usize) -> Result<()> {
+    if threads == 0 {
+        return Ok(());
+    }
+    // candle sizes its GEMMs by RAYON_NUM_THREADS, not by rayon's pool.
+    // SAFETY: called from `main` before any thread or runtime exists.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("sizing the training thread pool")?;
+    Ok(())
 }
 
 /// Opens the provider and trains until `--rounds` more rounds are finalized.
-/// Call outside any async runtime: the chain client blocks on a runtime of its own.
-pub fn run(args: &JoinArgs) -> Result<()> {
+/// Call from `main` before any thread starts (it may set RAYON_NUM_THREADS) and outside
+/// any async runtime: the chain client blocks on a runtime of its own.
+pub fn run(args: &TrainArgs) -> Result<()> {
     let settings = args.chain.resolve()?;
+    set_threads(args.threads.unwrap_or(settings.threads))?;
     let text = std::fs::read_to_string(&args.spec)
         .with_context(|| format!("reading the run spec {}", args.spec.display()))?;
     let spec = RunSpec::from_json(&text)
@@ -53,7 +77,9 @@ pub fn run(args: &JoinArgs) -> Result<()> {
     let client = RunClient::new(&settings.endpoint, settings.run()?, account, settings.retry)
         .with_signer(key, outbox);
     let chain = BlockingRunChain::new(client).context("starting the chain client")?;
-    let device = crowdtrain_agent::model::device_by_name(&settings.device)?;
+    let device = crowdtrain_agent::model::device_by_name(
+        args.device.as_deref().unwrap_or(&settings.device),
+    )?;
     let corpus = Arc::new(Corpus::kjv().context("loading the committed corpus")?);
     let options = ProviderOptions {
         gather_timeout: Duration::from_secs(args.gather_timeout),
