@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod chain;
+pub mod deploy;
 pub mod ext;
 pub mod fees;
 pub mod node;

@@ -16,7 +16,15 @@ struct Args {
     /// Directory for state and the root key; in memory if omitted.
     #[arg(long)]
     home: Option<PathBuf>,
+    /// The crowdtrain factory's wasm (target/contracts/crowdtrain_factory.wasm): put it
+    /// on `factory.test.near` at start, so runs can be created at once.
+    #[arg(long, value_name = "WASM")]
+    factory: Option<PathBuf>,
 }
+
+/// NEAR the factory account starts with (it pays for nothing itself: creators attach
+/// each run's storage).
+const FACTORY_BALANCE: u128 = 50 * 10u128.pow(24);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -37,6 +45,18 @@ async fn main() -> anyhow::Result<()> {
         net.rpc_url()
     );
     println!("root account: {}", net.root_account());
+    if let Some(path) = &args.factory {
+        let wasm = std::fs::read(path).with_context(|| {
+            format!(
+                "reading {} (build it with `make contracts`)",
+                path.display()
+            )
+        })?;
+        let factory = net
+            .deploy_contract("factory", &wasm, "new", FACTORY_BALANCE)
+            .context("deploying the factory")?;
+        println!("crowdtrain factory: {factory}");
+    }
     match net.key_file() {
         Some(path) => println!("root key file: {}", path.display()),
         None => println!(
