@@ -10,6 +10,7 @@
 //! (the fused norm/softmax kernels of candle 0.11.1 return no gradient).
 
 mod attention;
+mod generate;
 mod ops;
 
 use crate::config::ModelConfig;

@@ -143,7 +143,8 @@ pub fn plot(path: &Path, title: &str, diloco: &[RoundStats], sync: &[RoundStats]
         ("DiLoCo train", diloco, false, RGBColor(240, 150, 150)),
         ("synchronous train", sync, false, RGBColor(140, 170, 240)),
     ];
-    for (label, rows, heldout, color) in series {
+    // A run without a synchronous baseline (the demo) draws only its own lines.
+    for (label, rows, heldout, color) in series.into_iter().filter(|s| !s.1.is_empty()) {
         let points: Vec<(f64, f64)> = rows
             .iter()
             .map(|r| {
