@@ -1,7 +1,7 @@
 # sandbox-tests: the local chain (`crowdtrain-localnet`) and the scenarios run on it.
 #   make sandbox-test                               scenarios on the in-process local chain
 #   NEAR_SANDBOX_BIN_PATH=/path/neard make sandbox-test   the same scenarios on a real neard sandbox
-#   make localnet                                   run the chain for the agent or by hand
+#   make localnet                                   run the chain (with the factory) for the agent or by hand
 # The chain tests compile their WAT contracts themselves; the crowdtrain tests load
 # target/contracts/*.wasm, built by `make contracts` (contracts/contracts.mk, in PREPARE).
 
@@ -13,17 +13,24 @@ LOCALNET_HOME ?= $(HOME)/.crowdtrain/localnet
 sandbox-test: contracts
 	cargo test -p crowdtrain-sandbox-tests --all-targets
 
-localnet:
-	cargo run -p crowdtrain-sandbox-tests --bin crowdtrain-localnet -- --port $(LOCALNET_PORT) --home $(LOCALNET_HOME)
+# The chain with the factory on factory.test.near; the binaries of `make test`'s build
+# (`cargo run -p` would re-resolve the dependencies' features and rebuild them).
+localnet: contracts
+	cargo test -q --workspace --all-targets --no-run
+	target/debug/crowdtrain-localnet --port $(LOCALNET_PORT) --home $(LOCALNET_HOME) \
+		--factory target/contracts/crowdtrain_factory.wasm
 
-# The main demo: one run end to end on the in-process local chain, with real training
-# (examples/round_demo/). It runs the example's test harness that `make test` built
-# (`test = true`): selecting the workspace keeps the dependencies' features as in
-# `make test`, so nothing is compiled (`cargo run -p` would re-resolve and rebuild).
-# It goes first in `make demo`, before the agent's simulation.
+# The main demo: one run end to end on `crowdtrain-localnet`, every funder, provider,
+# holder and the auditor a separate `crowdtrain` process (examples/round_demo/). It
+# runs the example's test harness that `make test` built (`test = true`), after making
+# sure the binaries it starts exist: selecting the workspace keeps the dependencies'
+# features as in `make test`, so after it nothing is compiled (`cargo run -p` would
+# re-resolve and rebuild). Its files (chain, agents' state, peers folder, loss plot)
+# stay in out/demo. It goes first in `make demo`, before the agent's simulation.
 .PHONY: round-demo
 round-demo: contracts
-	cargo test -q --workspace --example round_demo -- --nocapture
+	cargo test -q --workspace --all-targets --no-run
+	CROWDTRAIN_DEMO_OUT=$(CURDIR)/out/demo cargo test -q --workspace --example round_demo -- --nocapture
 
 DEMOS := round-demo $(DEMOS)
 # The demo checks itself (every provider and the auditor reach the same checkpoint,

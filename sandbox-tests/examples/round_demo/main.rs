@@ -1,290 +1,337 @@
-//! `make demo`: one crowdtrain run end to end on the embedded local chain.
+//! `make demo`: one crowdtrain run end to end on a local NEAR chain, each person a
+//! separate `crowdtrain` process.
 //!
-//! Real: the run and factory contracts (the wasm `make contracts` built) executing on
-//! nearcore's VM behind NEAR JSON-RPC; DiLoCo training of a small GPT with the agent
-//! library (inner AdamW, int8 pseudo-gradients with error feedback, hash-ordered
-//! aggregation, outer Nesterov step); ed25519 receipts verified on chain; an auditor
-//! recomputing every checkpoint from the previous one and the round's blobs; NEAR
-//! moving between funders, providers, the treasury and share holders to the yocto.
+//! Real: `crowdtrain-localnet` (nearcore's VM behind NEAR JSON-RPC, real fees) with the
+//! factory and run contracts `make contracts` built; the owner writing the spec and
+//! creating the run (`crowdtrain spec`, `create-run`); funders depositing (`fund`);
+//! three providers, each its own `crowdtrain train` process with its own state
+//! directory and keys, training a small GPT in DiLoCo rounds, exchanging int8
+//! pseudo-gradients with error feedback, posting ed25519 receipts and finalizing rounds
+//! on chain; an auditor recomputing every round (`audit`) against the chain's hashes;
+//! the owner settling (`settle`), an API customer paying revenue (`pay-revenue`) and
+//! every holder claiming (`claim`), paid to the yocto.
 //!
-//! Not yet real (said again in the output): the three providers run inside this one
-//! process and hand each other their blobs in memory instead of over the P2P network,
-//! and this program plays every party through near-workspaces instead of each party
-//! running its own `crowdtrain` agent.
+//! This program plays only what a wallet and time do: it creates the accounts (and
+//! their near-cli key files) and moves the chain's clock past the challenge window.
+//! Not yet real (said again in the output): the providers exchange blobs through a
+//! shared folder on this machine, not over the network.
+
+mod parties;
+mod summary;
 
 use anyhow::{Context, Result, bail, ensure};
-use base64::Engine;
 use candle_core::Device;
 use crowdtrain_agent::checkpoint::Checkpoint;
 use crowdtrain_agent::data::Corpus;
-use crowdtrain_agent::round::{PeerBlob, RoundResult, WorkerState, aggregate, train_local};
-use crowdtrain_agent::seeds::{Purpose, derive_seed};
+use crowdtrain_agent::simulate::RoundStats;
+use crowdtrain_agent::spec::RunSpec;
 use crowdtrain_agent::train::eval_loss;
-use crowdtrain_agent::{Gpt, InnerConfig, ModelConfig, OuterConfig, RunConfig};
-use crowdtrain_kernels::QuantConfig;
-use crowdtrain_protocol::{Hash32, Receipt};
-use near_crypto::{KeyType, SecretKey, Signature};
+use crowdtrain_agent::{Gpt, report};
+use crowdtrain_protocol::Hash32;
 use near_workspaces::network::{Sandbox, ValidatorKey};
-use near_workspaces::types::{Gas, NearToken};
-use near_workspaces::{Account, AccountId, Contract, Worker};
+use near_workspaces::types::{KeyType, NearToken, SecretKey};
+use near_workspaces::{Account, AccountId, Worker};
+use parties::{Agent, Bins, Localnet, Streaming, write_key_file};
 use serde_json::{Value, json};
-use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use summary::{ProviderLog, RoundRow};
 
 const NEAR: u128 = 10u128.pow(24);
-const ROUNDS: u64 = 2;
-const INNER_STEPS: u32 = 20;
+const ROUNDS: u64 = 8;
+const INNER_STEPS: u32 = 50;
 const PROVIDERS: [&str; 3] = ["gpu-berlin", "gpu-lagos", "gpu-osaka"];
 const FUNDERS: [(&str, u128); 3] = [("ana", 12), ("bo", 10), ("chen", 8)];
-/// yoctoNEAR the treasury pays per trained token (0.00001 NEAR).
-const PRICE_PER_TOKEN: u128 = 10u128.pow(19);
-/// Compute shares minted per trained token (shares have 24 decimals like NEAR).
-const SHARES_PER_TOKEN: u128 = 10u128.pow(19);
 const CHALLENGE_WINDOW_MS: u64 = 60_000;
+/// How long the providers may take for all rounds before the demo gives up.
+const TRAINING_DEADLINE: Duration = Duration::from_secs(1200);
 
 #[cfg_attr(test, allow(dead_code))]
 #[tokio::main]
 async fn main() -> Result<()> {
-    let wasm =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/contracts/crowdtrain_factory.wasm");
-    let factory_wasm = std::fs::read(&wasm).with_context(|| {
-        format!(
-            "{} is missing: run `make contracts` (or `make demo`)",
-            wasm.display()
-        )
-    })?;
-    run(&factory_wasm).await
+    let dir = tempfile::tempdir()?;
+    run(&factory_wasm()?, dir.path()).await
 }
 
-/// The whole story, every party played through near-workspaces.
-async fn run(factory_wasm: &[u8]) -> Result<()> {
-    banner("1. The chain: a one-node local NEAR chain (nearcore's VM, real fees)");
-    let local = crowdtrain_localnet::LocalNet::start(Default::default()).await?;
-    let root_key = local.root_secret_key().to_string().parse()?;
+/// The factory wasm `make contracts` built.
+fn factory_wasm() -> Result<PathBuf> {
+    let wasm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/contracts/crowdtrain_factory.wasm");
+    if !wasm.is_file() {
+        bail!(
+            "{} is missing: run `make contracts` (or `make demo`)",
+            wasm.display()
+        );
+    }
+    Ok(wasm)
+}
+
+/// The whole story; the files (chain state, agents' state, peers folder, plot) go to `dir`.
+async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
+    let bins = Bins::beside_this_exe()?;
+    banner(
+        "1. The chain: crowdtrain-localnet, a one-node NEAR chain on 127.0.0.1, with the factory",
+    );
+    let chain_home = dir.join("chain");
+    let chain = Localnet::start(&bins, &chain_home, factory_wasm)?;
     let worker = near_workspaces::sandbox()
-        .rpc_addr(&local.rpc_url())
-        .validator_key(ValidatorKey::Known(local.root_account().clone(), root_key))
+        .rpc_addr(&chain.url)
+        .validator_key(ValidatorKey::HomeDir(chain_home))
         .await?;
     let root = worker.root_account()?;
+    let factory: AccountId = format!("factory.{}", root.id()).parse()?;
+    let run_id: AccountId = format!("demo.{factory}").parse()?;
     println!(
-        "   JSON-RPC at {}  (root account {})",
-        local.rpc_url(),
+        "   JSON-RPC at {}  (root account {}, factory {factory})",
+        chain.url,
         root.id()
     );
 
-    banner("2. The model everyone agrees on, and its initial checkpoint");
-    let run_name = "demo";
-    let run_id: AccountId = format!("{run_name}.factory.{}", root.id()).parse()?;
-    let run_cfg = RunConfig {
-        run_id: run_id.to_string(),
-        model: ModelConfig::tiny(),
-        inner: InnerConfig::new(8, 64, ROUNDS * INNER_STEPS as u64),
-        outer: OuterConfig::default(),
-        inner_steps: INNER_STEPS,
-        quant: QuantConfig::int8(),
-        shards: 16,
-    };
-    let device = Device::Cpu;
-    let corpus = Corpus::kjv()?;
-    let model = Gpt::new(
-        run_cfg.model,
-        derive_seed(Purpose::Init, &run_cfg.run_id, 0, 0),
-        &device,
-    )?;
-    let eval = corpus.eval_batches(
-        &run_cfg.run_id,
-        8,
-        run_cfg.inner.batch,
-        run_cfg.inner.seq_len,
-    );
-    let mut checkpoint = Checkpoint::from_model(&model)?;
-    let checkpoint_hash = checkpoint.hash()?;
-    println!(
-        "   GPT `tiny`: {} parameters; held-out loss {:.3}; checkpoint 0 = {}",
-        checkpoint.params.len(),
-        eval_loss(&model, &eval)?,
-        short(&checkpoint_hash)
-    );
-
-    banner("3. The factory creates the run; funders deposit NEAR for shares");
-    let factory = deploy_factory(&root, factory_wasm).await?;
-    let owner = account(&root, "owner", 20).await?;
-    let auditor = account(&root, "auditor", 5).await?;
-    let now_ms = worker.view_block().await?.timestamp() / 1_000_000;
-    let goal = 25 * NEAR;
-    let config = json!({
-        "owner": owner.id(),
-        "auditors": [auditor.id()],
-        "funding_goal": goal.to_string(),
-        "funding_deadline_ms": (now_ms + 86_400_000).to_string(),
-        "min_deposit": NEAR.to_string(),
-        "provider_bond": (2 * NEAR).to_string(),
-        "price_per_token": PRICE_PER_TOKEN.to_string(),
-        "shares_per_token": SHARES_PER_TOKEN.to_string(),
-        "quorum": 2,
-        "challenge_window_ms": CHALLENGE_WINDOW_MS.to_string(),
-        "inner_steps": INNER_STEPS,
-        "max_tokens_per_round": (run_cfg.inner.tokens_per_step() * INNER_STEPS as u64).to_string(),
-        "model_spec_hash": crowdtrain_protocol::sha256(format!("{:?}", run_cfg.model).as_bytes()),
-        "dataset_hash": crowdtrain_protocol::sha256(corpus.train()),
-        "initial_checkpoint_hash": checkpoint_hash,
-        "initial_checkpoint_uri": format!("sha256:{checkpoint_hash}"),
-    });
-    let cost: Value = factory.view("create_run_cost").await?.json()?;
-    let deposit: u128 = cost["deposit"]
-        .as_str()
-        .context("create_run_cost.deposit")?
-        .parse()?;
-    let out = owner
-        .call(factory.id(), "create_run")
-        .args_json(json!({"name": run_name, "config": config}))
-        .deposit(NearToken::from_yoctonear(deposit))
-        .gas(Gas::from_tgas(300))
-        .transact()
-        .await?;
-    ensure!(out.is_success(), "create_run failed: {:?}", out.failures());
-    println!(
-        "   run {run_id} created by {} (deposit {})",
-        owner.id(),
-        near(deposit)
-    );
-    let mut funders = Vec::new();
-    for (name, amount) in FUNDERS {
-        let f = account(&root, name, amount + 5).await?;
-        call(&f, &run_id, "deposit", json!({}), amount * NEAR).await?;
-        let shares = balance_of(&worker, &run_id, f.id()).await?;
-        println!(
-            "   {:<8} deposits {:>3} NEAR → {} shares",
+    let credentials = dir.join("credentials");
+    let agent = |name: &str, account: &Account| {
+        Agent::init(
+            &bins,
+            dir,
             name,
-            amount,
-            near(shares)
-        );
-        funders.push(f);
-    }
-    let status = view(&worker, &run_id, "funding_status", json!({})).await?;
-    println!("   funding status: {}", compact(&status));
+            account.id().as_str(),
+            &chain.url,
+            run_id.as_str(),
+            &credentials,
+        )
+    };
 
-    banner("4. Three compute providers register a signing key and post a bond");
+    banner(
+        "2. The run's owner writes its spec (`crowdtrain spec`) and creates it (`crowdtrain create-run`)",
+    );
+    let owner_account = person(&root, &credentials, "owner", 20).await?;
+    let owner = agent("owner", &owner_account)?;
+    let auditor_account = account(&root, "auditor", 5).await?;
+    let spec_file = dir.join("spec.json");
+    let spec_arg = path_str(&spec_file)?;
+    let said = owner.ok(&[
+        "spec",
+        "--run",
+        run_id.as_str(),
+        "--model",
+        "tiny",
+        "--rounds",
+        &ROUNDS.to_string(),
+        "--inner-steps",
+        &INNER_STEPS.to_string(),
+        "--out",
+        spec_arg,
+    ])?;
+    print_indented(&said);
+    let spec = RunSpec::from_json(&std::fs::read_to_string(&spec_file)?)?;
+    let said = owner.ok(&[
+        "create-run",
+        "--factory",
+        factory.as_str(),
+        "--spec",
+        spec_arg,
+        "--goal",
+        "25",
+        "--min-deposit",
+        "1",
+        "--bond",
+        "2",
+        "--price-per-token",
+        "0.00001",
+        "--shares-per-token",
+        "0.00001",
+        "--quorum",
+        "2",
+        "--challenge-window",
+        &(CHALLENGE_WINDOW_MS / 1000).to_string(),
+        "--auditor",
+        auditor_account.id().as_str(),
+    ])?;
+    print_indented(&said);
+    let corpus = Corpus::kjv()?;
+    let device = Device::Cpu;
+    let model = Gpt::new(spec.config().model, spec.init_seed(), &device)?;
+    let inner = &spec.config().inner;
+    let eval = corpus.eval_batches(run_id.as_str(), 8, inner.batch, inner.seq_len);
+    let initial = Checkpoint::from_model(&model)?;
+    let initial_hash = initial.hash()?;
+    let initial_loss = eval_loss(&model, &eval)?;
+    let params = initial.params.len() as u64;
+    let info = view(&worker, &run_id, "run_info", json!({})).await?;
+    ensure!(
+        info["config"]["model_spec_hash"] == spec.hash().to_hex().as_str()
+            && info["config"]["initial_checkpoint_hash"] == initial_hash.to_hex().as_str(),
+        "the run on chain is not the spec's: {info}"
+    );
+    println!(
+        "   GPT `tiny`: {params} parameters, {ROUNDS} rounds × {INNER_STEPS} inner steps of {}×{} bytes, int8 + error feedback",
+        inner.batch, inner.seq_len
+    );
+    println!(
+        "   checkpoint 0 = {} (held-out loss {initial_loss:.3}), rebuilt by every provider from the spec's seed",
+        short(&initial_hash)
+    );
+
+    banner("3. Funders deposit with `crowdtrain fund` and receive shares");
+    let mut holders: Vec<(Account, Agent)> = vec![];
+    for (name, amount) in FUNDERS {
+        let acct = person(&root, &credentials, name, amount + 5).await?;
+        let a = agent(name, &acct)?;
+        let said = a.ok(&["fund", "--amount", &amount.to_string()])?;
+        println!("   {name:<10} $ crowdtrain fund --amount {amount}");
+        print_indented(&said);
+        holders.push((acct, a));
+    }
+
+    banner(
+        "4. Providers: `crowdtrain init` (a receipt-signing key) and `crowdtrain register` (a bond)",
+    );
     let mut providers = Vec::new();
     for name in PROVIDERS {
-        let acct = account(&root, name, 10).await?;
-        let sk = SecretKey::from_seed(KeyType::ED25519, &format!("{name} signing key"));
-        call(
-            &acct,
-            &run_id,
-            "register_provider",
-            json!({"signing_key": sk.public_key().to_string(), "node_id": format!("{name}-node")}),
-            3 * NEAR,
-        )
-        .await?;
-        println!("   {:<10} bonded, key {}", name, sk.public_key());
-        providers.push((acct, sk, WorkerState::new(checkpoint.params.len())));
+        let acct = person(&root, &credentials, name, 10).await?;
+        let a = agent(name, &acct)?;
+        let said = a.ok(&["register", "--node-id", &format!("{name}-node")])?;
+        println!("   {name:<10} $ crowdtrain register");
+        print_indented(&said);
+        providers.push((acct, a));
     }
 
+    banner(&format!(
+        "5. Three `crowdtrain train` processes train {ROUNDS} rounds: train, share blobs, aggregate, sign, finalize"
+    ));
+    let peers = dir.join("peers");
+    let peers_arg = path_str(&peers)?;
+    let mut before = Vec::new();
+    for (acct, _) in &providers {
+        before.push(balance(&worker, acct).await?);
+    }
+    let started = Instant::now();
+    let rounds = ROUNDS.to_string();
+    let training: Vec<Streaming> = providers
+        .iter()
+        .map(|(_, a)| {
+            Streaming::start(
+                a,
+                &[
+                    "train",
+                    "--spec",
+                    spec_arg,
+                    "--peers",
+                    peers_arg,
+                    "--rounds",
+                    &rounds,
+                    "--threads",
+                    "1",
+                ],
+            )
+        })
+        .collect::<Result<_>>()?;
+    let deadline = started + TRAINING_DEADLINE;
+    let mut logs = Vec::new();
+    for t in training {
+        logs.push(ProviderLog::parse(&t.finish(deadline)?)?);
+    }
+    let wall = started.elapsed();
+    let mut fees = Vec::new();
+    for ((acct, _), b) in providers.iter().zip(&before) {
+        fees.push(b - balance(&worker, acct).await?);
+    }
+
+    banner("6. The auditor recomputes every round with `crowdtrain audit` against the chain");
+    let auditor = Agent::reader(&bins, dir, "auditor")?;
     for round in 1..=ROUNDS {
-        banner(&format!(
-            "5.{round} Round {round}: train, exchange blobs, aggregate, sign, finalize"
-        ));
-        let base = checkpoint.clone();
-        let mut works = Vec::new();
-        for (i, (acct, _, state)) in providers.iter_mut().enumerate() {
-            let work = train_local(&run_cfg, &corpus, &model, &base, round, i as u32, state)?;
-            println!(
-                "   {:<10} {} inner steps on its shard, {} tokens, loss {:.3} → {:.3}, blob {} ({} bytes)",
-                acct.id().as_str().split('.').next().unwrap_or_default(),
-                work.inner_steps,
-                work.tokens,
-                work.loss_start,
-                work.loss_end,
-                short(&work.blob_hash),
-                work.blob_bytes.len()
-            );
-            works.push(work);
-        }
-        // Every provider gathers the same blobs (here: in memory) and aggregates on its own.
-        let blobs: Vec<PeerBlob> = works
-            .iter()
-            .zip(&providers)
-            .map(|(w, (a, _, _))| PeerBlob {
-                peer: a.id().to_string(),
-                bytes: w.blob_bytes.clone(),
-            })
-            .collect();
-        let mut results = Vec::new();
-        for (i, (acct, sk, _)) in providers.iter().enumerate() {
-            // Each provider sees the blobs in its own arrival order; the result must not care.
-            let mut arrived = blobs.clone();
-            arrived.rotate_left(i);
-            let agg = aggregate(&run_cfg, round, &base, &arrived)?;
-            let receipt = RoundResult::new(round, &works[i], &agg).receipt(
-                run_id.as_str(),
-                acct.id().as_str(),
-                unix_ms(),
-            );
-            results.push((agg, receipt, sk.clone()));
-        }
-        let agg = &results[0].0;
-        ensure!(
-            results.iter().all(|(a, _, _)| a.hash == agg.hash),
-            "providers disagree on the round's checkpoint"
-        );
-        println!(
-            "   all three providers reached checkpoint {} (blob set {})",
-            short(&agg.hash),
-            short(&agg.blob_set)
-        );
-        for (_, receipt, sk) in &results {
-            // Anyone may relay a signed receipt; here each provider posts its own.
-            let poster = &providers
-                .iter()
-                .find(|(a, _, _)| a.id().as_str() == receipt.provider)
-                .unwrap()
-                .0;
-            call(poster, &run_id, "submit_receipt", signed(receipt, sk), 0).await?;
-        }
-        println!(
-            "   3 signed receipts verified on chain (ed25519 over sha256 of the borsh receipt)"
-        );
-        call(
-            &owner,
-            &run_id,
-            "finalize_round",
-            json!({"round": round, "blob_hashes": agg.blobs, "checkpoint_uri": null}),
-            0,
-        )
-        .await?;
-        let on_chain = view(&worker, &run_id, "checkpoint", json!({"round": round})).await?;
-        println!(
-            "   round finalized: chain checkpoint {}",
-            compact(&on_chain)
-        );
-
-        // The auditor recomputes θ_r from checkpoint r−1 and the published blobs.
-        let audit = aggregate(&run_cfg, round, &base, &blobs)?;
-        ensure!(audit.hash == agg.hash, "audit mismatch");
-        ensure!(
-            compact(&on_chain).contains(&audit.hash.to_hex()),
-            "the chain's checkpoint is not the one the auditor recomputed"
-        );
-        println!(
-            "   auditor {} recomputed checkpoint {} bit for bit ✓",
-            auditor.id(),
-            short(&audit.hash)
-        );
-
-        checkpoint = agg.checkpoint.clone();
-        model.set_flat(&checkpoint.params)?;
-        println!("   held-out loss now {:.3}", eval_loss(&model, &eval)?);
+        let said = auditor.ok(&[
+            "audit",
+            "--round",
+            &round.to_string(),
+            "--spec",
+            spec_arg,
+            "--peers",
+            peers_arg,
+            "--endpoint",
+            &chain.url,
+            "--run",
+            run_id.as_str(),
+        ])?;
+        print_indented(&said);
     }
 
-    banner("6. The challenge window passes; rounds settle: providers are paid and minted shares");
+    // The round table, from the providers' own reports and the checkpoints they shared.
+    let mut rows = Vec::new();
+    for round in 1..=ROUNDS {
+        let on_chain = view(&worker, &run_id, "checkpoint", json!({"round": round})).await?;
+        let hash = on_chain["hash"]
+            .as_str()
+            .context("a finalized checkpoint")?
+            .to_string();
+        // A provider that was slower than the quorum may have skipped a round's report
+        // (its receipt came late); every report there is names the chain's checkpoint
+        // as the one it computed.
+        let mut agreed = 0;
+        for (log, name) in logs.iter().zip(PROVIDERS) {
+            if let Some(seen) = log.finalized.get(&round) {
+                ensure!(
+                    *seen == (hash.clone(), true),
+                    "{name} did not compute round {round}'s finalized checkpoint {hash}"
+                );
+                agreed += 1;
+            }
+        }
+        ensure!(
+            agreed >= 2,
+            "round {round}: only {agreed} providers saw it finalized"
+        );
+        let work: Vec<&summary::Trained> =
+            logs.iter().filter_map(|l| l.trained.get(&round)).collect();
+        let n = work.len().max(1) as f32;
+        let ck = Checkpoint::load(
+            &peers.join(format!("checkpoints/{hash}.safetensors")),
+            &spec.config().model,
+            parse_hash(&hash)?,
+        )?;
+        model.set_flat(&ck.params)?;
+        rows.push(RoundRow {
+            round,
+            train_loss: (
+                work.iter().map(|w| w.loss.0).sum::<f32>() / n,
+                work.iter().map(|w| w.loss.1).sum::<f32>() / n,
+            ),
+            heldout: eval_loss(&model, &eval)?,
+            tokens: work.iter().map(|w| w.tokens).sum(),
+            blob_bytes: work.iter().map(|w| w.blob_bytes).sum(),
+            f32_bytes: work.len() as u64 * params * 4 * INNER_STEPS as u64,
+            checkpoint: hash,
+        });
+    }
+
+    banner("7. The challenge window passes; the owner settles the rounds with `crowdtrain settle`");
     worker
         .fast_forward(2 * CHALLENGE_WINDOW_MS / 1000 + 10)
         .await?;
     for round in 1..=ROUNDS {
-        call(&owner, &run_id, "settle_round", json!({"round": round}), 0).await?;
+        print_indented(&owner.ok(&["settle", "--round", &round.to_string()])?);
     }
-    for (acct, _, _) in &providers {
+
+    banner(
+        "8. Inference revenue comes in (`crowdtrain pay-revenue`); every holder claims with `crowdtrain claim`",
+    );
+    let customer_account = person(&root, &credentials, "api-customer", 20).await?;
+    let customer = agent("api-customer", &customer_account)?;
+    print_indented(&customer.ok(&["pay-revenue", "--amount", "10"])?);
+    holders.extend(providers);
+    let supply = num(&view(&worker, &run_id, "ft_total_supply", json!({})).await?);
+    println!(
+        "   {:<12} {:>10} {:>8} {:>15} {:>15} {:>13}",
+        "holder", "shares", "% supply", "royalties NEAR", "compute NEAR", "claimed NEAR"
+    );
+    let mut claimed_total = 0;
+    for (acct, a) in &holders {
+        let shares = num(&view(
+            &worker,
+            &run_id,
+            "ft_balance_of",
+            json!({"account_id": acct.id()}),
+        )
+        .await?);
         let pending = view(
             &worker,
             &run_id,
@@ -292,80 +339,143 @@ async fn run(factory_wasm: &[u8]) -> Result<()> {
             json!({"account_id": acct.id()}),
         )
         .await?;
-        let shares = balance_of(&worker, &run_id, acct.id()).await?;
-        println!(
-            "   {:<10} compute payment {} NEAR, {} compute shares",
-            short_id(acct.id()),
-            near(num(&pending["compute_payments"])),
-            near(shares)
+        let (royalties, compute) = (
+            num(&pending["royalties"]),
+            num(&pending["compute_payments"]),
         );
-    }
-
-    banner("7. Inference revenue comes in and is split pro rata over all shares");
-    let customer = account(&root, "api-customer", 20).await?;
-    call(&customer, &run_id, "pay_revenue", json!({}), 10 * NEAR).await?;
-    println!("   api-customer pays 10 NEAR of inference revenue");
-    let supply = num(&view(&worker, &run_id, "ft_total_supply", json!({})).await?);
-    println!(
-        "   {:<12} {:>14} {:>8} {:>16} {:>16}",
-        "holder", "shares", "% supply", "royalties NEAR", "claimed NEAR"
-    );
-    let holders: Vec<&Account> = funders
-        .iter()
-        .chain(providers.iter().map(|(a, _, _)| a))
-        .collect();
-    let mut claimed_total = 0u128;
-    for h in holders {
-        let shares = balance_of(&worker, &run_id, h.id()).await?;
-        let pending = view(&worker, &run_id, "pending", json!({"account_id": h.id()})).await?;
-        let royalties = num(&pending["royalties"]);
-        let owed = royalties + num(&pending["compute_payments"]);
-        let before = h.view_account().await?.balance.as_yoctonear();
-        let out = h.call(&run_id, "claim").max_gas().transact().await?;
-        ensure!(out.is_success(), "claim failed: {:?}", out.failures());
-        let burnt: u128 = out
-            .outcomes()
-            .iter()
-            .map(|o| o.tokens_burnt.as_yoctonear())
-            .sum();
-        let after = h.view_account().await?.balance.as_yoctonear();
+        let was = balance(&worker, acct).await?;
+        let said = a.ok(&["claim"])?;
+        let fee = claim_fee(&said)?;
+        let now = balance(&worker, acct).await?;
         ensure!(
-            after + burnt == before + owed,
-            "{} was not paid exactly what it was owed",
-            h.id()
+            now + fee == was + royalties + compute,
+            "{} was not paid exactly what `pending` said: {said}",
+            a.name
         );
-        claimed_total += owed;
+        claimed_total += royalties + compute;
         println!(
-            "   {:<12} {:>14} {:>7.2}% {:>16} {:>16}",
-            short_id(h.id()),
+            "   {:<12} {:>10} {:>7.2}% {:>15} {:>15} {:>13}",
+            a.name,
             near(shares),
             shares as f64 * 100.0 / supply as f64,
             near(royalties),
-            near(owed)
+            near(compute),
+            near(royalties + compute)
         );
     }
-    let treasury = view(&worker, &run_id, "treasury", json!({})).await?;
     println!(
-        "   every holder received exactly what it was owed ({} NEAR in all)",
+        "   every holder received exactly what `pending` said, to the yocto ({} NEAR in all)",
         near(claimed_total)
     );
-    println!("   treasury now: {}", compact(&treasury));
 
-    banner("Done");
+    banner("9. Summary");
+    print!("{}", summary::table(&rows));
     println!(
-        "   Real here: contracts on nearcore's VM over JSON-RPC, DiLoCo training, int8 blobs,"
+        "   held-out loss {initial_loss:.3} at checkpoint 0 → {:.3} after round {ROUNDS}",
+        rows.last().map_or(f32::NAN, |r| r.heldout)
     );
     println!(
-        "   ed25519 receipts, quorum finalization, an auditor's bit-exact recomputation, payouts."
+        "   training took {:.0} s for {ROUNDS} rounds (3 processes sharing this machine's cores)",
+        wall.as_secs_f64()
     );
-    println!("   Not yet: providers as separate `crowdtrain` processes exchanging blobs over P2P;");
-    println!("   here they share one process and hand blobs over in memory.");
-    local.stop().await;
+    for ((acct, _), fee) in holders.iter().skip(FUNDERS.len()).zip(&fees) {
+        println!(
+            "   {:<12} paid {} NEAR of gas for {ROUNDS} rounds ({} NEAR a round: receipts and finalize calls)",
+            short_id(acct.id()),
+            near(*fee),
+            near(fee / ROUNDS as u128)
+        );
+    }
+    let plot = dir.join("loss.png");
+    report::plot(
+        &plot,
+        "crowdtrain demo: loss by round",
+        &plot_rows(&rows, initial_loss),
+        &[],
+    )?;
+    println!("   loss plot: {}", plot.display());
+    let last = rows.last().context("at least one round")?;
+    let ck = Checkpoint::load(
+        &peers.join(format!("checkpoints/{}.safetensors", last.checkpoint)),
+        &spec.config().model,
+        parse_hash(&last.checkpoint)?,
+    )?;
+    model.set_flat(&ck.params)?;
+    let prompt = "And God said";
+    let text = model.generate(prompt.as_bytes(), 160, 0.8, 1)?;
+    println!("   text from the final checkpoint (temperature 0.8), after {prompt:?}:");
+    println!(
+        "   | {prompt}{}",
+        String::from_utf8_lossy(&text).replace('\n', "\n   | ")
+    );
+    println!();
+    println!("   Real: the chain and its fees, the contracts, each party a separate `crowdtrain`");
+    println!("   process with its own key, DiLoCo training, int8 blobs, signed receipts, quorum");
+    println!("   finalization, bit-exact audits, settlement and royalties.");
+    println!(
+        "   Not yet: the providers share blobs through a folder on this machine ({}),",
+        peers.display()
+    );
+    println!(
+        "   not over the network. This program plays only the wallet (it made the accounts and"
+    );
+    println!("   their key files) and the clock (it moved the chain past the challenge window).");
+    drop(chain);
     Ok(())
+}
+
+/// The round rows as the plot wants them (tokens counted from the start).
+fn plot_rows(rows: &[RoundRow], initial_loss: f32) -> Vec<RoundStats> {
+    let mut tokens = 0;
+    let mut out = vec![RoundStats {
+        round: 0,
+        tokens: 0,
+        train_loss: f32::NAN,
+        heldout_loss: initial_loss,
+        bytes_per_worker: 0,
+        checkpoint: None,
+    }];
+    for r in rows {
+        tokens += r.tokens;
+        out.push(RoundStats {
+            round: r.round as u32,
+            tokens,
+            train_loss: r.train_loss.1,
+            heldout_loss: r.heldout,
+            bytes_per_worker: r.blob_bytes / PROVIDERS.len() as u64,
+            checkpoint: r.checkpoint.parse().ok(),
+        });
+    }
+    out
+}
+
+/// The fee `crowdtrain claim` reports ("..., fee N yoctoNEAR)").
+fn claim_fee(said: &str) -> Result<u128> {
+    let at = said.rfind("fee ").context("a fee in claim's output")?;
+    let digits: String = said[at + 4..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().with_context(|| format!("a fee in {said:?}"))
+}
+
+fn parse_hash(s: &str) -> Result<Hash32> {
+    s.parse()
+        .map_err(|_| anyhow::anyhow!("{s:?} is not a sha256 hash"))
 }
 
 fn banner(title: &str) {
     println!("\n== {title}");
+}
+
+fn print_indented(text: &str) {
+    for line in text.lines() {
+        println!("     {line}");
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().context("a UTF-8 path")
 }
 
 fn short(h: &Hash32) -> String {
@@ -374,13 +484,6 @@ fn short(h: &Hash32) -> String {
 
 fn short_id(id: &AccountId) -> &str {
     id.as_str().split('.').next().unwrap_or_default()
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// yoctoNEAR as NEAR with 4 decimals.
@@ -392,16 +495,29 @@ fn num(v: &Value) -> u128 {
     v.as_str().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-fn compact(v: &Value) -> String {
-    v.to_string()
-}
-
-fn signed(receipt: &Receipt, sk: &SecretKey) -> Value {
-    let Signature::ED25519(sig) = sk.sign(&receipt.signing_hash().0) else {
-        unreachable!("ed25519 key")
-    };
-    let signature = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
-    json!({"receipt": receipt, "signature": signature})
+/// `<name>.<root>` with `near_amount` NEAR and a key file in `credentials`, as a person
+/// who made an account with a wallet and ran `near login` would have.
+async fn person(
+    root: &Account,
+    credentials: &Path,
+    name: &str,
+    near_amount: u128,
+) -> Result<Account> {
+    let sk = SecretKey::from_seed(KeyType::ED25519, name);
+    let acct = root
+        .create_subaccount(name)
+        .keys(sk.clone())
+        .initial_balance(NearToken::from_near(near_amount))
+        .transact()
+        .await?
+        .into_result()?;
+    write_key_file(
+        credentials,
+        acct.id().as_str(),
+        &sk.public_key().to_string(),
+        &sk.to_string(),
+    )?;
+    Ok(acct)
 }
 
 async fn account(root: &Account, name: &str, near_amount: u128) -> Result<Account> {
@@ -413,32 +529,8 @@ async fn account(root: &Account, name: &str, near_amount: u128) -> Result<Accoun
         .into_result()?)
 }
 
-async fn deploy_factory(root: &Account, wasm: &[u8]) -> Result<Contract> {
-    let acct = account(root, "factory", 50).await?;
-    let factory = acct.deploy(wasm).await?.into_result()?;
-    let out = factory.call("new").transact().await?;
-    ensure!(out.is_success(), "factory new failed: {:?}", out.failures());
-    Ok(factory)
-}
-
-async fn call(
-    who: &Account,
-    run: &AccountId,
-    method: &str,
-    args: Value,
-    deposit: u128,
-) -> Result<()> {
-    let out = who
-        .call(run, method)
-        .args_json(args)
-        .deposit(NearToken::from_yoctonear(deposit))
-        .max_gas()
-        .transact()
-        .await?;
-    if !out.is_success() {
-        bail!("{method} by {} failed: {:?}", who.id(), out.failures());
-    }
-    Ok(())
+async fn balance(worker: &Worker<Sandbox>, acct: &Account) -> Result<u128> {
+    Ok(worker.view_account(acct.id()).await?.balance.as_yoctonear())
 }
 
 async fn view(
@@ -450,31 +542,28 @@ async fn view(
     Ok(worker.view(run, method).args_json(args).await?.json()?)
 }
 
-async fn balance_of(worker: &Worker<Sandbox>, run: &AccountId, who: &AccountId) -> Result<u128> {
-    Ok(num(&view(
-        worker,
-        run,
-        "ft_balance_of",
-        json!({"account_id": who}),
-    )
-    .await?))
-}
-
-/// `cargo test` runs the whole demo too: it fails if any of its checks fail.
+/// `cargo test` runs the whole demo too: it fails if any of its checks fail. `make demo`
+/// runs this same test with `CROWDTRAIN_DEMO_OUT` set, to keep the files.
 #[cfg(test)]
 mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn the_demo_run_trains_finalizes_audits_and_pays_exactly() {
-        let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/contracts/crowdtrain_factory.wasm");
-        let Ok(factory_wasm) = std::fs::read(&wasm) else {
-            eprintln!(
-                "skipped: {} not readable; run `make contracts` first",
-                wasm.display()
-            );
+        let Ok(factory_wasm) = super::factory_wasm() else {
+            eprintln!("skipped: the factory wasm is not built; run `make contracts` first");
             return;
         };
-        super::run(&factory_wasm)
+        let temp = tempfile::tempdir().unwrap();
+        let dir = match std::env::var_os("CROWDTRAIN_DEMO_OUT") {
+            Some(out) => {
+                let out = std::path::PathBuf::from(out);
+                // A fresh run each time: the chain and the agents start empty.
+                let _ = std::fs::remove_dir_all(&out);
+                std::fs::create_dir_all(&out).unwrap();
+                out
+            }
+            None => temp.path().to_path_buf(),
+        };
+        super::run(&factory_wasm, &dir)
             .await
             .expect("the demo's checks hold");
     }

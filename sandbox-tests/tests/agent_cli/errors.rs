@@ -2,7 +2,7 @@
 //! asserted on the words a person reads.
 
 use crate::common::NEAR;
-use crate::support::{Agent, World};
+use crate::support::{Agent, World, crowdtrain_bin};
 
 #[tokio::test]
 async fn mistakes_are_answered_with_what_to_do() {
@@ -142,6 +142,67 @@ async fn mistakes_are_answered_with_what_to_do() {
     ]);
     assert!(
         err.contains("config.toml already exists: edit it, or pass --force"),
+        "{err}"
+    );
+
+    // A run operator's mistakes: a spec for a run this factory cannot create, a round
+    // that cannot be settled yet, an audit of a round not finalized.
+    let spec = world.dir.path().join("other-spec.json");
+    let spec_arg = spec.to_str().unwrap();
+    // `spec` only writes a file: no state directory, no chain.
+    let spec_cmd = |args: &[&str]| {
+        std::process::Command::new(crowdtrain_bin())
+            .arg("spec")
+            .args(args)
+            .output()
+            .expect("crowdtrain runs")
+    };
+    let wrote = spec_cmd(&["--run", "gpt.elsewhere.test.near", "--out", spec_arg]);
+    assert!(wrote.status.success(), "{wrote:?}");
+    let err = agent.fails(&[
+        "create-run",
+        "--factory",
+        "factory.test.near",
+        "--spec",
+        spec_arg,
+        "--goal",
+        "10",
+    ]);
+    assert!(
+        err.contains(
+            "the spec is for run gpt.elsewhere.test.near, which factory.test.near cannot create"
+        ) && err.contains("crowdtrain spec --run <name>.factory.test.near"),
+        "{err}"
+    );
+    let huge = spec_cmd(&["--run", "x.factory.test.near", "--model", "huge"]);
+    assert!(!huge.status.success());
+    let err = String::from_utf8_lossy(&huge.stderr);
+    assert!(
+        err.contains("unknown --model \"huge\": tiny, small or gpt2"),
+        "{err}"
+    );
+    let err = agent.fails(&["settle", "--round", "1"]);
+    assert!(
+        err.contains("settle_round was refused by gpt.factory.test.near"),
+        "{err}"
+    );
+    let err = agent.fails(&[
+        "audit",
+        "--round",
+        "1",
+        "--spec",
+        spec_arg,
+        "--peers",
+        "/nonexistent",
+    ]);
+    assert!(
+        err.contains("the spec file hashes to")
+            && err.contains("audit with the run's own spec file"),
+        "{err}"
+    );
+    let err = agent.fails(&["pay-revenue", "--amount", "0"]);
+    assert!(
+        err.contains("pay_revenue was refused by gpt.factory.test.near: attach the revenue to pay"),
         "{err}"
     );
 }
