@@ -155,6 +155,9 @@ pub enum Progress {
         result: Hash32,
         /// How many blobs it aggregated.
         blobs: usize,
+        /// Seconds the aggregation itself took (the rest since `Trained` was spent
+        /// gathering blobs and on the chain).
+        aggregate_secs: f32,
     },
     /// The round is finalized on chain and its checkpoint is this provider's new base.
     Finalized {

@@ -41,13 +41,18 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
         let base = self.base_checkpoint(&open.base)?;
         let round = open.round;
         if self.state.base.hash != open.base.hash {
-            // Rounds were finalized while this provider was away: continue from the last.
+            // Rounds were finalized while this provider was away: continue from the last,
+            // in a step of its own, so a caller that stops at that round trains no more.
             let mut next = self.state.clone();
             next.base = BaseRef {
                 round: open.base.round,
                 hash: open.base.hash,
             };
             self.commit(next)?;
+            return Ok(Progress::Waiting(format!(
+                "caught up with round {}'s checkpoint",
+                open.base.round
+            )));
         }
         let providers = self.chain.providers()?;
         let Some(me) = providers.iter().find(|p| p.account == self.key.account()) else {
@@ -117,9 +122,17 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             r => r?,
         };
         if open.round != round {
-            // The others finalized the round without this provider; train the next one.
+            // The others finalized the round without this provider: its checkpoint is the
+            // new base (fetched from the peers), and the next round is trained from it.
             tracing::warn!(round, "round finalized without this provider's receipt");
             let mut next = self.state.clone();
+            if let Some(ck) = self.chain.checkpoint(round)? {
+                self.base_checkpoint(&ck)?;
+                next.base = BaseRef {
+                    round: ck.round,
+                    hash: ck.hash,
+                };
+            }
             next.phase = Phase::Ready;
             self.commit(next)?;
             return Ok(Progress::Waiting(format!(
@@ -150,7 +163,9 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             )));
         }
         let base = self.base_checkpoint(&open.base)?;
+        let aggregating = Instant::now();
         let agg = aggregate(self.spec.config(), round, &base, &blobs)?;
+        let aggregate_secs = aggregating.elapsed().as_secs_f32();
         if !agg.blobs.contains(&work.blob) {
             tracing::warn!(round, blob = %work.blob, "own blob left out of the aggregate");
         }
@@ -197,6 +212,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             round,
             result: agg.hash,
             blobs: agg.blobs.len(),
+            aggregate_secs,
         })
     }
 

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 const ROOT_VAR: &str = "CROWDTRAIN_TEST_KILL_ROOT";
 
-/// Long enough rounds (30 inner steps) that a kill lands inside them.
+/// Long enough rounds (200 inner steps, about a second each here) that a kill 50–450 ms
+/// after the start lands inside them even on an idle machine.
 fn kill_spec() -> RunSpec {
     let mut f: SpecFields = spec().fields().clone();
-    f.inner_steps = 30;
+    f.inner_steps = 200;
     RunSpec::new(f).unwrap()
 }
 
