@@ -93,6 +93,14 @@ agent-demo:
 	cargo test -q --workspace --all-targets --no-run
 	target/debug/crowdtrain simulate --workers 4 --rounds 4 --inner-steps 25 --out out/simulate
 
+# One 1 GiB blob between two swarm nodes on loopback against a plain loopback TCP copy
+# of the same bytes, measured in the same run (SWARM_BENCH_MIB=64 for a quick one).
+SWARM_BENCH_MIB ?= 1024
+.PHONY: agent-bench-swarm
+agent-bench-swarm:
+	cargo build --release -q -p crowdtrain-agent --example swarm_bench
+	target/release/examples/swarm_bench $(SWARM_BENCH_MIB)
+
 PREPARE += agent-font agent-py-safetensors
-BENCHES += agent-bench
+BENCHES += agent-bench agent-bench-swarm
 DEMOS += agent-demo

@@ -20,6 +20,7 @@ pub mod round;
 pub mod seeds;
 pub mod simulate;
 pub mod spec;
+pub mod swarm;
 pub mod train;
 
 pub use config::{InnerConfig, ModelConfig, OuterConfig, RunConfig};
