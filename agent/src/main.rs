@@ -177,7 +177,11 @@ fn bar(total: u64, what: &str) -> ProgressBar {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // iroh warns about every peer that goes away (an auditor leaving, a provider
+            // restarting): routine for a swarm, so only its errors show by default.
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "warn,iroh=error,iroh_gossip=error,iroh_blobs=error,noq=error".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,16 +1,24 @@
 //! `crowdtrain audit`: recompute one round from checkpoint R−1 and the round's blobs and
 //! compare the result with the chain's. The hashes to check against come from the run
 //! contract (checkpoint R−1, checkpoint R and the round's blob-set digest) unless they
-//! are given on the command line, which lets an auditor check artifacts offline.
+//! are given on the command line, which lets an auditor check artifacts offline. The
+//! files come from a folder, or — with none given — from the providers themselves, over
+//! the swarm (the auditor joins it as a node of its own, registered nowhere).
 
 use super::settings::ChainArgs;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use crowdtrain_agent::audit::{Expected, audit_from_dirs};
+use crowdtrain_agent::audit::{AuditReport, Expected, audit_from_dirs, audit_round};
 use crowdtrain_agent::chain::RunClient;
+use crowdtrain_agent::chain::run_contract::ProviderStatus;
+use crowdtrain_agent::checkpoint::Checkpoint;
+use crowdtrain_agent::provider::{Peers, ProviderInfo, SharedDir};
+use crowdtrain_agent::round::{PeerBlob, aggregate};
 use crowdtrain_agent::spec::RunSpec;
-use crowdtrain_protocol::Hash32;
+use crowdtrain_agent::swarm::{Swarm, SwarmConfig, node};
+use crowdtrain_protocol::{Hash32, blob_set_digest, sha256};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Recompute round R's checkpoint from public artifacts and compare it with the chain's.
 #[derive(Args, Debug)]
@@ -45,6 +53,13 @@ pub struct AuditArgs {
     /// hashes come from the chain].
     #[arg(long, value_parser = parse_hash)]
     pub blob_set: Option<Hash32>,
+    /// Without a folder: seconds to wait for the providers to serve the round's files.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub wait: u64,
+    /// Keep what was fetched and recomputed here (a peers-folder layout: checkpoints/,
+    /// blobs/round-R/), as evidence or for later offline audits.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
 }
 
 /// A 64-hex-character sha256 from the command line.
@@ -62,29 +77,38 @@ pub fn run(args: &AuditArgs) -> Result<()> {
     if args.round == 0 {
         bail!("round 0 is the run's initial checkpoint: audit rounds from 1");
     }
-    let (Some(blobs), Some(checkpoints)) = (
+    let files = (
         args.blobs.as_ref().or(args.peers.as_ref()),
         args.checkpoints.as_ref().or(args.peers.as_ref()),
-    ) else {
-        bail!(
-            "where are the round's files? pass --peers DIR (a shared peers folder), or \
-             --blobs DIR and --checkpoints DIR"
-        );
-    };
-    let (expected, source) = match (args.base, args.expect) {
-        (Some(base), Some(checkpoint)) => (
-            Expected {
-                base,
-                checkpoint,
-                blob_set: args.blob_set,
-                blobs: None,
-            },
-            "the command line",
+    );
+    let (report, expected, source) = match files {
+        (Some(blobs), Some(checkpoints)) => {
+            let (expected, source) = match (args.base, args.expect) {
+                (Some(base), Some(checkpoint)) => (
+                    Expected {
+                        base,
+                        checkpoint,
+                        blob_set: args.blob_set,
+                        blobs: None,
+                    },
+                    "the command line",
+                ),
+                _ => (from_chain(args, &spec)?.expected, "the chain"),
+            };
+            let report = audit_from_dirs(&spec, args.round, checkpoints, blobs, &expected)
+                .with_context(|| format!("auditing round {}", args.round))?;
+            (report, expected, source)
+        }
+        (None, None) => {
+            let view = from_chain(args, &spec)?;
+            let report = from_swarm(args, &spec, &view)?;
+            (report, view.expected, "the chain")
+        }
+        _ => bail!(
+            "pass both --blobs DIR and --checkpoints DIR (or --peers DIR for a shared folder), \
+             or neither to fetch the files from the providers"
         ),
-        _ => (from_chain(args, &spec)?, "the chain"),
     };
-    let report = audit_from_dirs(&spec, args.round, checkpoints, blobs, &expected)
-        .with_context(|| format!("auditing round {}", args.round))?;
     for r in &report.rejected {
         eprintln!("left out: blob {} ({})", r.peer, r.reason);
     }
@@ -109,9 +133,126 @@ pub fn run(args: &AuditArgs) -> Result<()> {
     Ok(())
 }
 
+/// What the chain says of a round: the hashes to check, who provides, which blobs the
+/// receipts name.
+struct ChainView {
+    expected: Expected,
+    providers: Vec<ProviderInfo>,
+    receipt_blobs: Vec<Hash32>,
+}
+
+/// Joins the swarm, fetches the round's base checkpoint and blobs until the blobs make
+/// the finalized blob set (or `--wait` passes), and recomputes the round.
+fn from_swarm(args: &AuditArgs, spec: &RunSpec, view: &ChainView) -> Result<AuditReport> {
+    let settings = args.chain.resolve()?;
+    let run = settings.run()?;
+    let key = node::load_or_create(&settings.state)?;
+    let config = SwarmConfig {
+        // Any free port on the configured interface: an auditor only dials out.
+        listen: std::net::SocketAddr::new(settings.p2p.listen.ip(), 0),
+        relays: settings.p2p.relays,
+        ..SwarmConfig::default()
+    };
+    let swarm = Swarm::open(
+        run.as_str(),
+        key,
+        &settings.state.join("audit-swarm"),
+        &view.providers,
+        config,
+    )?;
+    let (round, expected) = (args.round, &view.expected);
+    let cfg = spec.config().model;
+    let deadline = Instant::now() + Duration::from_secs(args.wait);
+    let mut base = None;
+    let blobs = loop {
+        if base.is_none()
+            && let Some(bytes) = swarm.fetch_checkpoint(expected.base, &view.providers)?
+        {
+            match Checkpoint::from_bytes(&bytes, &cfg, expected.base) {
+                Ok(c) => base = Some((c, bytes)),
+                Err(e) => tracing::warn!(%e, "base checkpoint from peers refused"),
+            }
+        }
+        let blobs = swarm.round_blobs(round, &view.providers)?;
+        let chosen = finalized_subset(&blobs, expected.blob_set, &view.receipt_blobs);
+        if base.is_some() && chosen.is_some() {
+            break chosen.unwrap_or_default();
+        }
+        if Instant::now() > deadline {
+            if base.is_none() {
+                bail!(
+                    "no provider served round {round}'s base checkpoint {} within {} s",
+                    expected.base,
+                    args.wait
+                );
+            }
+            // Audit what arrived: the report names the difference, and who did not serve.
+            let heard = swarm.announced(round);
+            for p in &view.providers {
+                let Some((id, _)) = node::parse_node_id(&p.node_id) else {
+                    eprintln!(
+                        "{}: its node id {:?} cannot be dialed",
+                        p.account, p.node_id
+                    );
+                    continue;
+                };
+                match heard.get(&id) {
+                    None => eprintln!("{}: announced no blob for round {round}", p.account),
+                    Some(h) if !blobs.iter().any(|b| sha256(&b.bytes) == *h) => {
+                        eprintln!("{}: announced blob {h} but did not serve it", p.account)
+                    }
+                    Some(_) => {}
+                }
+            }
+            break blobs;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let (base, base_bytes) = base.expect("the loop leaves only with a base");
+    let report = audit_round(spec, round, &base, &blobs, expected)
+        .with_context(|| format!("auditing round {round}"))?;
+    if let Some(dir) = &args.save {
+        let keep = SharedDir::new(dir);
+        keep.publish_checkpoint(expected.base, &base_bytes)?;
+        for b in &blobs {
+            keep.publish_blob(round, &b.bytes)?;
+        }
+        if report.passed() {
+            let agg = aggregate(spec.config(), round, &base, &blobs)?;
+            keep.publish_checkpoint(agg.hash, &agg.checkpoint.to_bytes()?)?;
+        }
+    }
+    Ok(report)
+}
+
+/// The blobs that make the finalized blob set: all that arrived, or those the receipts
+/// name; `None` while neither does.
+fn finalized_subset(
+    blobs: &[PeerBlob],
+    blob_set: Option<Hash32>,
+    receipt_blobs: &[Hash32],
+) -> Option<Vec<PeerBlob>> {
+    let want = blob_set?;
+    let digest = |set: &[PeerBlob]| {
+        let mut hashes: Vec<Hash32> = set.iter().map(|b| sha256(&b.bytes)).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        blob_set_digest(&hashes)
+    };
+    if digest(blobs) == want {
+        return Some(blobs.to_vec());
+    }
+    let named: Vec<PeerBlob> = blobs
+        .iter()
+        .filter(|b| receipt_blobs.contains(&sha256(&b.bytes)))
+        .cloned()
+        .collect();
+    (digest(&named) == want).then_some(named)
+}
+
 /// The hashes the run contract holds for round `args.round`: its base, its result and
 /// its blob-set digest. Refuses a spec that is not the run's.
-fn from_chain(args: &AuditArgs, spec: &RunSpec) -> Result<Expected> {
+fn from_chain(args: &AuditArgs, spec: &RunSpec) -> Result<ChainView> {
     let settings = args.chain.resolve()?;
     let run = settings.run()?;
     // Views need no key: an auditor without an account reads as the run itself.
@@ -148,11 +289,33 @@ fn from_chain(args: &AuditArgs, spec: &RunSpec) -> Result<Expected> {
         let blob_set = view["finalization"]["blob_set"]
             .as_str()
             .and_then(|s| s.parse::<Hash32>().ok());
-        Ok(Expected {
-            base: base.hash,
-            checkpoint: result.hash,
-            blob_set: args.blob_set.or(blob_set),
-            blobs: None,
+        let providers = client
+            .providers()
+            .await?
+            .into_iter()
+            .map(|p| ProviderInfo {
+                active: p.status == ProviderStatus::Active,
+                account: p.account_id,
+                index: p.index,
+                signing_key: p.signing_key,
+                node_id: p.node_id,
+            })
+            .collect();
+        let receipt_blobs = client
+            .receipts(round)
+            .await?
+            .into_iter()
+            .map(|r| r.receipt.blob)
+            .collect();
+        Ok(ChainView {
+            expected: Expected {
+                base: base.hash,
+                checkpoint: result.hash,
+                blob_set: args.blob_set.or(blob_set),
+                blobs: None,
+            },
+            providers,
+            receipt_blobs,
         })
     })
 }

@@ -22,6 +22,17 @@ pub struct InitArgs {
     /// Replace an existing config.toml (the signing key is always kept).
     #[arg(long)]
     force: bool,
+    /// Address your peer-to-peer endpoint binds, ip:port (providers only).
+    #[arg(long, value_name = "ADDR", default_value = super::settings::DEFAULT_LISTEN)]
+    listen: String,
+    /// Address other providers dial you at, if not --listen (a public IP or a
+    /// forwarded port, when --listen is 0.0.0.0:PORT).
+    #[arg(long, value_name = "ADDR")]
+    public_addr: Option<String>,
+    /// Reach peers through iroh's public relays and address lookup (the internet,
+    /// behind NATs) instead of only at their registered addresses.
+    #[arg(long)]
+    relays: bool,
 }
 
 fn quoted(s: &str) -> String {
@@ -60,6 +71,16 @@ pub fn run(args: &InitArgs) -> Result<()> {
         (None, Some(e)) => e.to_string(),
         (None, None) => bail!("no default endpoint for network {network:?}: pass --endpoint URL"),
     };
+    for (what, addr) in [
+        ("--listen", Some(&args.listen)),
+        ("--public-addr", args.public_addr.as_ref()),
+    ] {
+        if let Some(a) = addr {
+            a.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("{what} {a:?} is not an ip:port address (like 127.0.0.1:4041)")
+            })?;
+        }
+    }
     let config_path = state.join(CONFIG_FILE);
     if config_path.exists() && !args.force {
         bail!(
@@ -108,6 +129,18 @@ threads = {threads}
 # Seconds to keep retrying an endpoint that does not answer before a call is left
 # queued in outbox/ (it is sent, once, by the next crowdtrain command).
 rpc_patience_secs = {patience}
+
+# Providers: the address your peer-to-peer endpoint binds (ip:port). `crowdtrain
+# register` puts your node id and this address (or public_addr) on the run; other
+# providers fetch your blobs there.
+listen = {listen}
+
+# The address others dial, if not `listen` (a public IP, a forwarded port).
+{public_addr}
+
+# Reach peers through iroh's public relays and address lookup (across NATs on the
+# internet); off, peers are dialed only at their registered addresses.
+relays = {relays}
 "#,
         endpoint = quoted(&endpoint),
         network = quoted(&network),
@@ -116,6 +149,12 @@ rpc_patience_secs = {patience}
         state = quoted(&state.display().to_string()),
         device = quoted(&args.device),
         threads = args.threads,
+        listen = quoted(&args.listen),
+        public_addr = match &args.public_addr {
+            Some(a) => format!("public_addr = {}", quoted(a)),
+            None => "# public_addr = \"203.0.113.7:4041\"".to_string(),
+        },
+        relays = args.relays,
     );
     write_atomically(&config_path, text.as_bytes())?;
     println!("wrote {}", config_path.display());

@@ -1,12 +1,13 @@
 //! `crowdtrain register` and `crowdtrain exit`: joining and leaving as a provider.
 
-use super::settings::ChainArgs;
+use super::settings::{ChainArgs, Settings};
 use super::{fee, send, signing_client};
 use anyhow::{Result, bail};
 use clap::Args;
 use crowdtrain_agent::chain::SigningKey;
 use crowdtrain_agent::chain::near_amount::{format_near, parse_near};
 use crowdtrain_agent::chain::run_contract::ProviderStatus;
+use crowdtrain_agent::swarm::node;
 
 /// Storage the provider record may take beyond the share account, attached on top
 /// of the bond (the contract sends back what it does not use).
@@ -17,7 +18,9 @@ const STORAGE_MARGIN: u128 = 10u128.pow(22); // 0.01 NEAR
 pub struct RegisterArgs {
     #[command(flatten)]
     chain: ChainArgs,
-    /// Peer id other providers fetch your blobs from [default: your account id].
+    /// Node id other providers reach you at [default: this state directory's node key
+    /// and the address in config.toml: `<key>@<public_addr or listen>`, or `<key>` with
+    /// relays on].
     #[arg(long)]
     node_id: Option<String>,
     /// NEAR to attach instead of the bond plus storage the agent computes (the
@@ -32,7 +35,10 @@ pub async fn register(args: &RegisterArgs) -> Result<()> {
     let signing = SigningKey::load(&settings.signing_key_path())?;
     let (client, up) = signing_client(&settings).await?;
     let account = client.account().clone();
-    let node_id = args.node_id.clone().unwrap_or_else(|| account.to_string());
+    let node_id = match &args.node_id {
+        Some(id) => id.clone(),
+        None => own_node_id(&settings)?,
+    };
     let attach = match &args.deposit {
         Some(text) => parse_near(text)?,
         None if up => {
@@ -66,6 +72,25 @@ pub async fn register(args: &RegisterArgs) -> Result<()> {
     );
     println!("next: `crowdtrain status` shows your provider record");
     Ok(())
+}
+
+/// This machine's node id: the node key in the state directory (made on first use) and
+/// where peers dial it.
+fn own_node_id(settings: &Settings) -> Result<String> {
+    let key = node::load_or_create(&settings.state)?;
+    let p2p = &settings.p2p;
+    let addr = match (p2p.public_addr, p2p.relays) {
+        (Some(a), _) => Some(a),
+        (None, true) => None,
+        (None, false) if p2p.listen.ip().is_unspecified() => bail!(
+            "listen = {} binds every interface, so peers cannot tell where to dial you: set \
+             public_addr in config.toml (or `crowdtrain init --public-addr IP:PORT`), or turn \
+             relays on",
+            p2p.listen
+        ),
+        (None, false) => Some(p2p.listen),
+    };
+    Ok(node::node_id(key.public(), addr))
 }
 
 /// Starts or completes leaving the provider set.

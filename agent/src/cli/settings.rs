@@ -6,6 +6,7 @@ use clap::Args;
 use crowdtrain_agent::chain::RetryPolicy;
 use near_primitives::types::AccountId;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,6 +68,12 @@ pub struct ConfigFile {
     pub threads: Option<usize>,
     /// Retry budget for an unresponsive endpoint, seconds.
     pub rpc_patience_secs: Option<u64>,
+    /// Address the peer-to-peer endpoint binds (`ip:port`).
+    pub listen: Option<String>,
+    /// Address other providers dial, if not `listen` (a public IP, a forwarded port).
+    pub public_addr: Option<String>,
+    /// Use iroh's public relays and address lookup (the internet, behind NATs).
+    pub relays: Option<bool>,
 }
 
 /// Everything resolved.
@@ -92,6 +99,28 @@ pub struct Settings {
     pub threads: usize,
     /// Retry policy.
     pub retry: RetryPolicy,
+    /// Peer-to-peer settings.
+    pub p2p: P2pSettings,
+}
+
+/// Where this provider's peer-to-peer endpoint listens and how others reach it.
+#[derive(Clone, Debug)]
+pub struct P2pSettings {
+    /// The address bound.
+    pub listen: SocketAddr,
+    /// The address others dial, if not `listen`.
+    pub public_addr: Option<SocketAddr>,
+    /// Relays and DNS lookup on.
+    pub relays: bool,
+}
+
+/// The port `crowdtrain init` suggests for the peer-to-peer endpoint.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4041";
+
+fn socket_addr(text: &str, what: &str) -> Result<SocketAddr> {
+    text.parse().with_context(|| {
+        format!("{what} {text:?} is not an ip:port address (like 127.0.0.1:4041 or 0.0.0.0:4041)")
+    })
 }
 
 /// The default state directory: $CROWDTRAIN_STATE, else ~/.crowdtrain.
@@ -181,6 +210,15 @@ impl ChainArgs {
             },
         };
         let patience = self.rpc_patience.or(file.rpc_patience_secs).unwrap_or(30);
+        let p2p = P2pSettings {
+            listen: socket_addr(file.listen.as_deref().unwrap_or(DEFAULT_LISTEN), "listen")?,
+            public_addr: file
+                .public_addr
+                .as_deref()
+                .map(|a| socket_addr(a, "public_addr"))
+                .transpose()?,
+            relays: file.relays.unwrap_or(false),
+        };
         Ok(Settings {
             state,
             config_path,
@@ -194,6 +232,7 @@ impl ChainArgs {
             retry: RetryPolicy {
                 patience: Duration::from_secs(patience),
             },
+            p2p,
         })
     }
 }

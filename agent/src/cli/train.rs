@@ -3,20 +3,21 @@
 //! `model_spec_hash`, then runs the provider loop (train, serve the blob, aggregate,
 //! post the signed receipt, finalize) round after round, one line per step.
 
-use super::settings::ChainArgs;
-use anyhow::{Context, Result};
+use super::settings::{ChainArgs, Settings};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use crowdtrain_agent::chain::credentials::{credentials_dir, load_account_key};
 use crowdtrain_agent::chain::{BlockingRunChain, Outbox, RunClient};
 use crowdtrain_agent::data::Corpus;
-use crowdtrain_agent::provider::{Progress, Provider, ProviderOptions, SharedDir};
+use crowdtrain_agent::provider::{Peers, Progress, Provider, ProviderOptions, RunChain, SharedDir};
 use crowdtrain_agent::spec::RunSpec;
+use crowdtrain_agent::swarm::{Swarm, SwarmConfig, node};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Join a run as a provider and train it: the settings of `crowdtrain init`, the run's
-/// spec file and a peers folder shared with the other providers.
+/// Join a run as a provider and train it: the settings of `crowdtrain init` and the
+/// run's spec file; blobs go peer to peer (or through a shared folder with --peers).
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -24,9 +25,21 @@ pub struct TrainArgs {
     /// The run's spec file (JSON); its hash must be the run's model_spec_hash.
     #[arg(long, value_name = "FILE")]
     spec: PathBuf,
-    /// Folder shared with the other providers: blobs/round-R/ and checkpoints/.
+    /// Exchange blobs through this folder shared with the other providers
+    /// (blobs/round-R/, checkpoints/) instead of peer to peer over the network.
     #[arg(long, value_name = "DIR")]
-    peers: PathBuf,
+    peers: Option<PathBuf>,
+    /// Address the peer-to-peer endpoint binds [default: `listen` in config.toml]; it
+    /// must be where your registered node id says you are.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Rounds of blobs kept on disk and served to auditors; older ones are dropped.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    keep_rounds: u64,
+    /// After the last round, keep serving blobs and checkpoints to auditors and late
+    /// joiners for this many seconds (or until stopped).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    serve_after: u64,
     /// Stop after this many more finalized rounds [default: run until stopped].
     #[arg(long, value_name = "N")]
     rounds: Option<u64>,
@@ -77,6 +90,73 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let client = RunClient::new(&settings.endpoint, settings.run()?, account, settings.retry)
         .with_signer(key, outbox);
     let chain = BlockingRunChain::new(client).context("starting the chain client")?;
+    match &args.peers {
+        Some(dir) => train_with(args, &settings, spec, chain, SharedDir::new(dir)),
+        None => {
+            let swarm = open_swarm(args, &settings, &chain)?;
+            train_with(args, &settings, spec, chain, swarm)
+        }
+    }
+}
+
+/// Joins the run's swarm as the node this account registered.
+fn open_swarm(args: &TrainArgs, settings: &Settings, chain: &BlockingRunChain) -> Result<Swarm> {
+    let node_key = node::load_or_create(&settings.state)?;
+    let providers = chain.providers().context("reading the run's providers")?;
+    let account = settings.account.clone().unwrap_or_default();
+    let Some(me) = providers.iter().find(|p| p.account == account) else {
+        bail!(
+            "{account} is not a registered provider of {}: run `crowdtrain register` first",
+            settings.run.as_deref().unwrap_or_default()
+        );
+    };
+    match node::parse_node_id(&me.node_id) {
+        Some((id, _)) if id == node_key.public() => {}
+        Some((id, _)) => bail!(
+            "{account} registered node id {id}, but this state directory's node key is {}: \
+             train from the state directory you registered from",
+            node_key.public()
+        ),
+        None => bail!(
+            "{account} registered node id {:?}, which peers cannot dial: train with --peers DIR \
+             (a shared folder), or exit and register again without --node-id",
+            me.node_id
+        ),
+    }
+    let config = SwarmConfig {
+        listen: args.listen.unwrap_or(settings.p2p.listen),
+        relays: settings.p2p.relays,
+        keep_rounds: args.keep_rounds,
+        ..SwarmConfig::default()
+    };
+    let swarm = Swarm::open(
+        settings.run.as_deref().unwrap_or_default(),
+        node_key,
+        &settings.state.join("swarm"),
+        &providers,
+        config,
+    )?;
+    println!(
+        "peer-to-peer: node {} on {}",
+        swarm.id(),
+        swarm
+            .bound()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(swarm)
+}
+
+/// Opens the provider over `peers` and trains until `--rounds` more rounds finalize.
+fn train_with<P: Peers>(
+    args: &TrainArgs,
+    settings: &Settings,
+    spec: RunSpec,
+    chain: BlockingRunChain,
+    peers: P,
+) -> Result<()> {
     let device = crowdtrain_agent::model::device_by_name(
         args.device.as_deref().unwrap_or(&settings.device),
     )?;
@@ -90,7 +170,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &settings.state,
         spec,
         chain,
-        SharedDir::new(&args.peers),
+        peers,
         corpus,
         &device,
         options,
@@ -109,9 +189,22 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         provider.state().base.hash,
         provider.spec().hash()
     );
+    // Each line ends with the seconds since the previous one: train, then gather +
+    // aggregate + post, then the wait for the chain.
+    let mut since = std::time::Instant::now();
     provider
-        .run_until(last, &|| false, &mut |p| println!("{}", line(p)))
+        .run_until(last, &|| false, &mut |p| {
+            println!("{} [+{:.2}s]", line(p), since.elapsed().as_secs_f32());
+            since = std::time::Instant::now();
+        })
         .with_context(|| format!("training run {run}"))?;
+    if args.serve_after > 0 {
+        println!(
+            "done training; serving blobs and checkpoints for {} s (stop with Ctrl-C)",
+            args.serve_after
+        );
+        std::thread::sleep(Duration::from_secs(args.serve_after));
+    }
     Ok(())
 }
 
@@ -133,7 +226,10 @@ fn line(p: &Progress) -> String {
             round,
             result,
             blobs,
-        } => format!("round {round} receipt posted: checkpoint {result} from {blobs} blobs"),
+            aggregate_secs,
+        } => format!(
+            "round {round} receipt posted: checkpoint {result} from {blobs} blobs (aggregated in {aggregate_secs:.2}s)"
+        ),
         Progress::Finalized {
             round,
             checkpoint,
