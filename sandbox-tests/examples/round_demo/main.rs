@@ -7,14 +7,15 @@
 //! three providers, each its own `crowdtrain train` process with its own state
 //! directory and keys, training a small GPT in DiLoCo rounds, exchanging int8
 //! pseudo-gradients with error feedback, posting ed25519 receipts and finalizing rounds
-//! on chain; an auditor recomputing every round (`audit`) against the chain's hashes;
+//! on chain; an auditor fetching every round's files from the providers and recomputing
+//! it (`audit`) against the chain's hashes;
 //! the owner settling (`settle`), an API customer paying revenue (`pay-revenue`) and
 //! every holder claiming (`claim`), paid to the yocto.
 //!
-//! This program plays only what a wallet and time do: it creates the accounts (and
-//! their near-cli key files) and moves the chain's clock past the challenge window.
-//! Not yet real (said again in the output): the providers exchange blobs through a
-//! shared folder on this machine, not over the network.
+//! The providers exchange blobs peer to peer over iroh (QUIC on loopback, relays off);
+//! the auditor fetches each round's files from them. This program plays only what a
+//! wallet and time do: it creates the accounts (and their near-cli key files) and moves
+//! the chain's clock past the challenge window.
 
 mod parties;
 mod summary;
@@ -31,7 +32,7 @@ use crowdtrain_protocol::Hash32;
 use near_workspaces::network::{Sandbox, ValidatorKey};
 use near_workspaces::types::{KeyType, NearToken, SecretKey};
 use near_workspaces::{Account, AccountId, Worker};
-use parties::{Agent, Bins, Localnet, Streaming, write_key_file};
+use parties::{Agent, Bins, Localnet, Streaming, free_udp_addr, write_key_file};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -66,7 +67,7 @@ fn factory_wasm() -> Result<PathBuf> {
     Ok(wasm)
 }
 
-/// The whole story; the files (chain state, agents' state, peers folder, plot) go to `dir`.
+/// The whole story; the files (chain state, agents' state, the audit's evidence, plot) go to `dir`.
 async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
     let bins = Bins::beside_this_exe()?;
     banner(
@@ -97,6 +98,7 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
             &chain.url,
             run_id.as_str(),
             &credentials,
+            &free_udp_addr()?,
         )
     };
 
@@ -189,17 +191,15 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
     for name in PROVIDERS {
         let acct = person(&root, &credentials, name, 10).await?;
         let a = agent(name, &acct)?;
-        let said = a.ok(&["register", "--node-id", &format!("{name}-node")])?;
+        let said = a.ok(&["register"])?;
         println!("   {name:<10} $ crowdtrain register");
         print_indented(&said);
         providers.push((acct, a));
     }
 
     banner(&format!(
-        "5. Three `crowdtrain train` processes train {ROUNDS} rounds: train, share blobs, aggregate, sign, finalize"
+        "5. Three `crowdtrain train` processes train {ROUNDS} rounds: train, exchange blobs peer to peer, aggregate, sign, finalize"
     ));
-    let peers = dir.join("peers");
-    let peers_arg = path_str(&peers)?;
     let mut before = Vec::new();
     for (acct, _) in &providers {
         before.push(balance(&worker, acct).await?);
@@ -215,20 +215,25 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
                     "train",
                     "--spec",
                     spec_arg,
-                    "--peers",
-                    peers_arg,
                     "--rounds",
                     &rounds,
                     "--threads",
                     "1",
+                    "--keep-rounds",
+                    &rounds,
+                    "--serve-after",
+                    "600",
                 ],
             )
         })
         .collect::<Result<_>>()?;
     let deadline = started + TRAINING_DEADLINE;
-    let mut logs = Vec::new();
-    for t in training {
-        logs.push(ProviderLog::parse(&t.finish(deadline)?)?);
+    let mut training = training;
+    for t in &mut training {
+        // Done training, still serving (for the auditor); an exit here is a failure.
+        if !t.wait_for_line("done training", deadline)? {
+            bail!("a provider stopped before finishing its rounds");
+        }
     }
     let wall = started.elapsed();
     let mut fees = Vec::new();
@@ -236,8 +241,12 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
         fees.push(b - balance(&worker, acct).await?);
     }
 
-    banner("6. The auditor recomputes every round with `crowdtrain audit` against the chain");
+    banner(
+        "6. The auditor fetches every round from the providers and recomputes it with `crowdtrain audit`",
+    );
     let auditor = Agent::reader(&bins, dir, "auditor")?;
+    let evidence = dir.join("audit");
+    let evidence_arg = path_str(&evidence)?;
     for round in 1..=ROUNDS {
         let said = auditor.ok(&[
             "audit",
@@ -245,8 +254,8 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
             &round.to_string(),
             "--spec",
             spec_arg,
-            "--peers",
-            peers_arg,
+            "--save",
+            evidence_arg,
             "--endpoint",
             &chain.url,
             "--run",
@@ -255,7 +264,13 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
         print_indented(&said);
     }
 
-    // The round table, from the providers' own reports and the checkpoints they shared.
+    // Audited: the providers may stop serving (Ctrl-C, as a person would).
+    let mut logs = Vec::new();
+    for t in training {
+        logs.push(ProviderLog::parse(&t.stop())?);
+    }
+
+    // The round table, from the providers' own reports and the checkpoints audited.
     let mut rows = Vec::new();
     for round in 1..=ROUNDS {
         let on_chain = view(&worker, &run_id, "checkpoint", json!({"round": round})).await?;
@@ -284,7 +299,7 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
             logs.iter().filter_map(|l| l.trained.get(&round)).collect();
         let n = work.len().max(1) as f32;
         let ck = Checkpoint::load(
-            &peers.join(format!("checkpoints/{hash}.safetensors")),
+            &evidence.join(format!("checkpoints/{hash}.safetensors")),
             &spec.config().model,
             parse_hash(&hash)?,
         )?;
@@ -378,9 +393,24 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
         "   training took {:.0} s for {ROUNDS} rounds (3 processes sharing this machine's cores)",
         wall.as_secs_f64()
     );
+    let t = summary::mean_timing(&logs);
+    println!(
+        "   a round, mean over providers: train {:.2} s, exchange blobs {:.2} s, aggregate {:.3} s, chain {:.2} s",
+        t.train, t.exchange, t.aggregate, t.chain
+    );
     for ((acct, _), fee) in holders.iter().skip(FUNDERS.len()).zip(&fees) {
+        let mut credited = 0;
+        for round in 1..=ROUNDS {
+            let receipts = view(&worker, &run_id, "receipts", json!({"round": round})).await?;
+            credited += receipts.as_array().map_or(0, |r| {
+                r.iter()
+                    .filter(|r| r["receipt"]["provider"] == acct.id().as_str())
+                    .count()
+            });
+        }
         println!(
-            "   {:<12} paid {} NEAR of gas for {ROUNDS} rounds ({} NEAR a round: receipts and finalize calls)",
+            "   {:<12} receipts credited in {credited} of {ROUNDS} rounds (the others came after a quorum); \
+             gas {} NEAR in all, {} NEAR a round",
             short_id(acct.id()),
             near(*fee),
             near(fee / ROUNDS as u128)
@@ -396,7 +426,7 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
     println!("   loss plot: {}", plot.display());
     let last = rows.last().context("at least one round")?;
     let ck = Checkpoint::load(
-        &peers.join(format!("checkpoints/{}.safetensors", last.checkpoint)),
+        &evidence.join(format!("checkpoints/{}.safetensors", last.checkpoint)),
         &spec.config().model,
         parse_hash(&last.checkpoint)?,
     )?;
@@ -410,16 +440,19 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
     );
     println!();
     println!("   Real: the chain and its fees, the contracts, each party a separate `crowdtrain`");
-    println!("   process with its own key, DiLoCo training, int8 blobs, signed receipts, quorum");
-    println!("   finalization, bit-exact audits, settlement and royalties.");
     println!(
-        "   Not yet: the providers share blobs through a folder on this machine ({}),",
-        peers.display()
+        "   process with its own keys, DiLoCo training, int8 blobs exchanged peer to peer over"
     );
     println!(
-        "   not over the network. This program plays only the wallet (it made the accounts and"
+        "   iroh (QUIC on loopback, relays off), signed receipts, quorum finalization, audits"
     );
-    println!("   their key files) and the clock (it moved the chain past the challenge window).");
+    println!(
+        "   that fetch from the providers and recompute bit for bit, settlement and royalties."
+    );
+    println!(
+        "   Played by this program: the wallet (it made the accounts and their key files) and"
+    );
+    println!("   the clock (it moved the chain past the challenge window).");
     drop(chain);
     Ok(())
 }

@@ -103,7 +103,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// `crowdtrain init` for `account` on `run` at `url`, in `dir/<name>`.
+    /// `crowdtrain init` for `account` on `run` at `url`, in `dir/<name>`, its
+    /// peer-to-peer endpoint on `listen`.
+    #[allow(clippy::too_many_arguments)]
     pub fn init(
         bins: &Bins,
         dir: &Path,
@@ -112,6 +114,7 @@ impl Agent {
         url: &str,
         run: &str,
         credentials: &Path,
+        listen: &str,
     ) -> Result<Self> {
         let home = dir.join(name).join("home");
         std::fs::create_dir_all(&home)?;
@@ -134,6 +137,8 @@ impl Agent {
             run,
             "--credentials",
             credentials,
+            "--listen",
+            listen,
         ])?;
         Ok(agent)
     }
@@ -162,7 +167,11 @@ impl Agent {
             .env("HOME", &self.home)
             .env_remove("NEAR_CREDENTIALS_DIR")
             .env_remove("CROWDTRAIN_STATE")
-            .env("RUST_LOG", "warn");
+            .env_remove("RUST_LOG");
+        // CROWDTRAIN_DEMO_LOG=info (a tracing filter) shows what every agent does.
+        if let Ok(filter) = std::env::var("CROWDTRAIN_DEMO_LOG") {
+            command.env("RUST_LOG", filter);
+        }
         command
     }
 
@@ -229,26 +238,38 @@ impl Streaming {
         })
     }
 
-    /// Waits for the process to exit (killing it at `deadline`); its output lines.
-    pub fn finish(mut self, deadline: Instant) -> Result<Vec<String>> {
-        let status = loop {
-            if let Some(status) = self.child.try_wait()? {
-                break status;
+    /// Waits until a line contains `marker` (true), the process exits (false), or
+    /// `deadline` passes (an error).
+    pub fn wait_for_line(&mut self, marker: &str, deadline: Instant) -> Result<bool> {
+        loop {
+            if self
+                .lines
+                .lock()
+                .expect("lines lock")
+                .iter()
+                .any(|l| l.contains(marker))
+            {
+                return Ok(true);
+            }
+            if self.child.try_wait()?.is_some() {
+                return Ok(false);
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                bail!("{} did not finish in time", self.name);
+                bail!("{} did not say {marker:?} in time", self.name);
             }
             std::thread::sleep(Duration::from_millis(200));
-        };
+        }
+    }
+
+    /// Stops the process (as Ctrl-C would end a provider that is only serving); its
+    /// output lines.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         for r in self.readers.drain(..) {
             let _ = r.join();
         }
-        if !status.success() {
-            bail!("{}'s crowdtrain exited with {status}", self.name);
-        }
-        Ok(self.lines.lock().expect("lines lock").clone())
+        self.lines.lock().expect("lines lock").clone()
     }
 }
 
@@ -268,4 +289,10 @@ pub fn write_key_file(dir: &Path, account: &str, public: &str, secret: &str) -> 
         serde_json::json!({"account_id": account, "public_key": public, "private_key": secret});
     std::fs::write(&path, json.to_string())?;
     Ok(())
+}
+
+/// A loopback address with a UDP port free right now (for a provider's endpoint).
+pub fn free_udp_addr() -> Result<String> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    Ok(socket.local_addr()?.to_string())
 }

@@ -16,6 +16,19 @@ pub struct Trained {
     pub blob_bytes: u64,
 }
 
+/// Where one provider's round went, in seconds (from the `[+S s]` ends of its lines).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timing {
+    /// Training the inner steps and compressing.
+    pub train: f32,
+    /// Serving its blob and gathering the others' (until all came or the deadline).
+    pub exchange: f32,
+    /// Aggregating the blobs into the next checkpoint.
+    pub aggregate: f32,
+    /// Posting the receipt and waiting for the round to finalize.
+    pub chain: f32,
+}
+
 /// One provider's rounds: what it trained and the checkpoint each round finalized.
 #[derive(Clone, Debug, Default)]
 pub struct ProviderLog {
@@ -23,6 +36,21 @@ pub struct ProviderLog {
     pub trained: BTreeMap<u64, Trained>,
     /// Finalized checkpoint by round, and whether it was the one this provider computed.
     pub finalized: BTreeMap<u64, (String, bool)>,
+    /// Rounds it went through from training to finalized, timed.
+    pub timing: BTreeMap<u64, Timing>,
+}
+
+/// The seconds a line ends with (`... [+1.25s]`).
+fn elapsed(line: &str) -> Option<f32> {
+    let at = line.rfind("[+")?;
+    line[at + 2..].strip_suffix("s]")?.parse().ok()
+}
+
+/// The seconds inside `(aggregated in 0.12s)`.
+fn aggregated(line: &str) -> Option<f32> {
+    let at = line.find("(aggregated in ")?;
+    let rest = &line[at + "(aggregated in ".len()..];
+    rest[..rest.find("s)")?].parse().ok()
 }
 
 impl ProviderLog {
@@ -35,6 +63,16 @@ impl ProviderLog {
             };
             let (round, rest) = rest.split_once(' ').context("round number")?;
             let round: u64 = round.parse().with_context(|| format!("{line:?}"))?;
+            let secs = elapsed(line).unwrap_or(0.0);
+            if rest.starts_with("trained: ") {
+                log.timing.entry(round).or_default().train = secs;
+            } else if rest.starts_with("receipt posted: ") {
+                let t = log.timing.entry(round).or_default();
+                t.aggregate = aggregated(line).unwrap_or(0.0);
+                t.exchange = secs - t.aggregate;
+            } else if rest.starts_with("finalized: ") {
+                log.timing.entry(round).or_default().chain = secs;
+            }
             if let Some(rest) = rest.strip_prefix("trained: loss ") {
                 // "<a> -> <b>, <tokens> tokens, blob <bytes> bytes (<hash>)"
                 let words: Vec<&str> = rest.split([' ', ',']).filter(|w| !w.is_empty()).collect();
@@ -109,6 +147,26 @@ pub fn table(rows: &[RoundRow]) -> String {
     out
 }
 
+/// Mean seconds per round over every provider and round that went the whole way.
+pub fn mean_timing(logs: &[ProviderLog]) -> Timing {
+    let all: Vec<Timing> = logs
+        .iter()
+        .flat_map(|l| {
+            l.timing
+                .iter()
+                .filter(|(r, _)| l.finalized.contains_key(r) && l.trained.contains_key(r))
+                .map(|(_, t)| *t)
+        })
+        .collect();
+    let n = all.len().max(1) as f32;
+    Timing {
+        train: all.iter().map(|t| t.train).sum::<f32>() / n,
+        exchange: all.iter().map(|t| t.exchange).sum::<f32>() / n,
+        aggregate: all.iter().map(|t| t.aggregate).sum::<f32>() / n,
+        chain: all.iter().map(|t| t.chain).sum::<f32>() / n,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,10 +175,10 @@ mod tests {
     fn the_train_lines_are_read_back() {
         let lines: Vec<String> = [
             "joined run demo as a at checkpoint x (round 0); spec y",
-            "round 1 trained: loss 5.5452 -> 3.1000, 10240 tokens, blob 12345 bytes (abcd)",
-            "round 1 receipt posted: checkpoint ab from 3 blobs",
+            "round 1 trained: loss 5.5452 -> 3.1000, 10240 tokens, blob 12345 bytes (abcd) [+2.50s]",
+            "round 1 receipt posted: checkpoint ab from 3 blobs (aggregated in 0.25s) [+1.25s]",
             &format!(
-                "round 1 finalized: checkpoint {} (the one we computed)",
+                "round 1 finalized: checkpoint {} (the one we computed) [+0.50s]",
                 "e".repeat(64)
             ),
         ]
@@ -133,5 +191,10 @@ mod tests {
             ((5.5452, 3.1), 10240, 12345)
         );
         assert_eq!(log.finalized[&1], ("e".repeat(64), true));
+        let t = log.timing[&1];
+        assert_eq!(
+            (t.train, t.exchange, t.aggregate, t.chain),
+            (2.5, 1.0, 0.25, 0.5)
+        );
     }
 }

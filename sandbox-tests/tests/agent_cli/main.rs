@@ -13,3 +13,4 @@ mod join;
 mod journey;
 mod outbox;
 mod support;
+mod swarm;

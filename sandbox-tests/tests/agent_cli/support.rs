@@ -289,6 +289,8 @@ impl World {
             self.credentials.to_str().unwrap(),
             "--rpc-patience",
             &patience_secs.to_string(),
+            "--listen",
+            &free_udp_addr(),
         ]);
         assert!(out.contains("new receipt-signing key"), "{out}");
         agent
@@ -323,4 +325,10 @@ pub fn num(v: &Value) -> u128 {
         .unwrap_or_else(|| panic!("{v} is not a decimal string"))
         .parse()
         .unwrap()
+}
+
+/// A loopback address whose UDP port is free now: each agent's peer-to-peer endpoint.
+pub fn free_udp_addr() -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().to_string()
 }
