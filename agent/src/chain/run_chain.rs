@@ -98,13 +98,7 @@ impl RunChain for BlockingRunChain {
         Ok(self
             .block(self.client.providers())?
             .into_iter()
-            .map(|p| ProviderInfo {
-                active: p.status == ProviderStatus::Active,
-                account: p.account_id,
-                index: p.index,
-                signing_key: p.signing_key,
-                node_id: p.node_id,
-            })
+            .map(ProviderInfo::from)
             .collect())
     }
 
@@ -153,6 +147,19 @@ impl RunChain for BlockingRunChain {
                 }
             }
             Err(e) => Err(seam_error(e)),
+        }
+    }
+}
+
+/// The contract's provider record as the provider loop and the swarm see it.
+impl From<rc::ProviderInfo> for ProviderInfo {
+    fn from(p: rc::ProviderInfo) -> Self {
+        ProviderInfo {
+            active: p.status == ProviderStatus::Active,
+            account: p.account_id,
+            index: p.index,
+            signing_key: p.signing_key,
+            node_id: p.node_id,
         }
     }
 }

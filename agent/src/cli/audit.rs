@@ -10,7 +10,6 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use crowdtrain_agent::audit::{AuditReport, Expected, audit_from_dirs, audit_round};
 use crowdtrain_agent::chain::RunClient;
-use crowdtrain_agent::chain::run_contract::ProviderStatus;
 use crowdtrain_agent::checkpoint::Checkpoint;
 use crowdtrain_agent::provider::{Peers, ProviderInfo, SharedDir};
 use crowdtrain_agent::round::{PeerBlob, aggregate};
@@ -293,13 +292,7 @@ fn from_chain(args: &AuditArgs, spec: &RunSpec) -> Result<ChainView> {
             .providers()
             .await?
             .into_iter()
-            .map(|p| ProviderInfo {
-                active: p.status == ProviderStatus::Active,
-                account: p.account_id,
-                index: p.index,
-                signing_key: p.signing_key,
-                node_id: p.node_id,
-            })
+            .map(ProviderInfo::from)
             .collect();
         let receipt_blobs = client
             .receipts(round)

@@ -4,11 +4,8 @@
 //! checkpoint both providers computed, and `crowdtrain audit` over the shared folder
 //! recomputes each round to the chain's checkpoint.
 
-use crate::common::NEAR;
 use crate::support::{Agent, World, crowdtrain_bin};
-use crowdtrain_agent::checkpoint::Checkpoint;
 use crowdtrain_agent::spec::{RunSpec, SpecFields};
-use crowdtrain_agent::{Gpt, model::device_by_name};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -27,17 +24,6 @@ fn tiny_spec(lr: f64) -> RunSpec {
     f.warmup_steps = 2;
     f.lr = lr;
     RunSpec::new(f).unwrap()
-}
-
-/// The hash of checkpoint 0: the model the spec's seed builds.
-fn initial_checkpoint(spec: &RunSpec) -> String {
-    let device = device_by_name("cpu").unwrap();
-    let model = Gpt::new(spec.config().model, spec.init_seed(), &device).unwrap();
-    Checkpoint::from_model(&model)
-        .unwrap()
-        .hash()
-        .unwrap()
-        .to_hex()
 }
 
 /// A `crowdtrain join` process writing to `<dir>/join.{out,err}`.
@@ -98,23 +84,13 @@ fn finalized(out: &str, round: u64) -> String {
 #[tokio::test]
 async fn two_providers_join_with_the_binary_and_train_two_rounds_that_audit_clean() {
     let spec = tiny_spec(3e-3);
-    let initial = initial_checkpoint(&spec);
-    let spec_hash = spec.hash().to_hex();
-    let Some(world) = World::start_with(5 * NEAR, |c| {
-        c["model_spec_hash"] = json!(spec_hash);
-        c["initial_checkpoint_hash"] = json!(initial);
-        c["initial_checkpoint_uri"] = json!(format!("sha256:{initial}"));
-        c["inner_steps"] = json!(INNER_STEPS);
-        c["quorum"] = json!(2);
-    })
-    .await
-    else {
+    let initial = crate::support::initial_hash(&spec);
+    let Some(world) = World::start_for_spec(&spec).await else {
         return;
     };
     assert_eq!(world.run, RUN);
     let dir = world.dir.path().to_path_buf();
-    let spec_file = dir.join("spec.json");
-    std::fs::write(&spec_file, spec.to_json()).unwrap();
+    let spec_file = world.spec_file();
     let peers = dir.join("peers");
     let (spec_arg, peers_arg) = (spec_file.to_str().unwrap(), peers.to_str().unwrap());
 

@@ -241,6 +241,28 @@ impl World {
         })
     }
 
+    /// [`World::start`] for a run trained by `spec` (tiny test specs): the contract
+    /// holds its hash, checkpoint 0 and H, quorum 2, and `<dir>/spec.json` is written.
+    pub async fn start_for_spec(spec: &crowdtrain_agent::spec::RunSpec) -> Option<World> {
+        let initial = initial_hash(spec);
+        let (spec_hash, inner_steps) = (spec.hash().to_hex(), spec.fields().inner_steps);
+        let world = Self::start_with(5 * NEAR, |c| {
+            c["model_spec_hash"] = serde_json::json!(spec_hash);
+            c["initial_checkpoint_hash"] = serde_json::json!(initial);
+            c["initial_checkpoint_uri"] = serde_json::json!(format!("sha256:{initial}"));
+            c["inner_steps"] = serde_json::json!(inner_steps);
+            c["quorum"] = serde_json::json!(2);
+        })
+        .await?;
+        std::fs::write(world.spec_file(), spec.to_json()).unwrap();
+        Some(world)
+    }
+
+    /// Where [`World::start_for_spec`] wrote the spec.
+    pub fn spec_file(&self) -> PathBuf {
+        self.dir.path().join("spec.json")
+    }
+
     /// Creates `<name>.test.near` with `near` NEAR and writes its key file in
     /// near-cli's legacy layout (`<network>/<account>.json`) or near-cli-rs's
     /// (`<network>/<account>/<public_key>.json`).
@@ -331,4 +353,15 @@ pub fn num(v: &Value) -> u128 {
 pub fn free_udp_addr() -> String {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.local_addr().unwrap().to_string()
+}
+
+/// The hash of `spec`'s checkpoint 0: the model its seed builds.
+pub fn initial_hash(spec: &crowdtrain_agent::spec::RunSpec) -> String {
+    let device = crowdtrain_agent::model::device_by_name("cpu").unwrap();
+    let model = crowdtrain_agent::Gpt::new(spec.config().model, spec.init_seed(), &device).unwrap();
+    crowdtrain_agent::checkpoint::Checkpoint::from_model(&model)
+        .unwrap()
+        .hash()
+        .unwrap()
+        .to_hex()
 }

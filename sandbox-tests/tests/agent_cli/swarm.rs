@@ -6,11 +6,8 @@
 //! registered nowhere fetches every round from the providers and recomputes it to the
 //! chain's checkpoint.
 
-use crate::common::NEAR;
 use crate::support::{Agent, World, crowdtrain_bin};
-use crowdtrain_agent::checkpoint::Checkpoint;
 use crowdtrain_agent::spec::{RunSpec, SpecFields};
-use crowdtrain_agent::{Gpt, model::device_by_name};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -88,27 +85,10 @@ fn finalized(out: &str, round: u64) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_provider_killed_mid_run_is_left_out_then_rejoins_from_its_peers() {
     let spec = tiny_spec();
-    let device = device_by_name("cpu").unwrap();
-    let model = Gpt::new(spec.config().model, spec.init_seed(), &device).unwrap();
-    let initial = Checkpoint::from_model(&model)
-        .unwrap()
-        .hash()
-        .unwrap()
-        .to_hex();
-    let spec_hash = spec.hash().to_hex();
-    let Some(world) = World::start_with(5 * NEAR, |c| {
-        c["model_spec_hash"] = json!(spec_hash);
-        c["initial_checkpoint_hash"] = json!(initial);
-        c["initial_checkpoint_uri"] = json!(format!("sha256:{initial}"));
-        c["inner_steps"] = json!(INNER_STEPS);
-        c["quorum"] = json!(2);
-    })
-    .await
-    else {
+    let Some(world) = World::start_for_spec(&spec).await else {
         return;
     };
-    let spec_file = world.dir.path().join("spec.json");
-    std::fs::write(&spec_file, spec.to_json()).unwrap();
+    let spec_file = world.spec_file();
     let spec_arg = spec_file.to_str().unwrap();
 
     let mut agents = Vec::new();
