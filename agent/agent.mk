@@ -98,8 +98,7 @@ agent-demo:
 SWARM_BENCH_MIB ?= 1024
 .PHONY: agent-bench-swarm
 agent-bench-swarm:
-	cargo build --release -q -p crowdtrain-agent --example swarm_bench
-	target/release/examples/swarm_bench $(SWARM_BENCH_MIB)
+	SWARM_BENCH_MIB=$(SWARM_BENCH_MIB) cargo test -q --workspace --example swarm_bench -- --ignored --nocapture
 
 PREPARE += agent-font agent-py-safetensors
 BENCHES += agent-bench agent-bench-swarm

@@ -1,9 +1,11 @@
 //! `make bench`: one blob between two swarm nodes on loopback, against a plain TCP copy
 //! of the same bytes over loopback measured in the same run.
 //!
+//!     make agent-bench-swarm            # SWARM_BENCH_MIB=64 for a quick one
 //!     cargo run --release -p crowdtrain-agent --example swarm_bench -- [MIB]
 //!
-//! MIB defaults to 1024 (a 1 GiB blob). The swarm path is the one a round takes:
+//! MIB defaults to 1024 (a 1 GiB blob). `make agent-bench-swarm` runs it as this
+//! example's ignored test, from the build `make test` made. The swarm path is the one a round takes:
 //! publish (into the node's iroh-blobs store on disk, and a signed announcement on
 //! gossip), then the other node hears it, downloads it with BLAKE3-verified streaming
 //! and checks its sha256.
@@ -15,12 +17,18 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+#[cfg_attr(test, allow(dead_code))]
 fn main() -> anyhow::Result<()> {
     let mib: usize = std::env::args()
         .nth(1)
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(1024);
+    run(mib)
+}
+
+/// Both copies of `mib` MiB, and the table.
+fn run(mib: usize) -> anyhow::Result<()> {
     let len = mib << 20;
     // Not all zeros: no layer gets to compress it.
     let bytes: Vec<u8> = (0..len)
@@ -123,4 +131,19 @@ fn swarm_copy(bytes: &[u8]) -> anyhow::Result<Duration> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The benchmark from `make test`'s build: `cargo test --workspace --example
+    /// swarm_bench -- --ignored --nocapture` (size in SWARM_BENCH_MIB, default 1024).
+    #[test]
+    #[ignore = "a benchmark: make agent-bench-swarm"]
+    fn swarm_against_tcp() {
+        let mib = std::env::var("SWARM_BENCH_MIB")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1024);
+        super::run(mib).unwrap();
+    }
 }
