@@ -93,14 +93,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     match &args.peers {
         Some(dir) => train_with(args, &settings, spec, chain, SharedDir::new(dir)),
         None => {
-            let swarm = open_swarm(args, &settings, &chain)?;
+            let swarm = open_swarm(args, &settings, &spec, &chain)?;
             train_with(args, &settings, spec, chain, swarm)
         }
     }
 }
 
 /// Joins the run's swarm as the node this account registered.
-fn open_swarm(args: &TrainArgs, settings: &Settings, chain: &BlockingRunChain) -> Result<Swarm> {
+fn open_swarm(
+    args: &TrainArgs,
+    settings: &Settings,
+    spec: &RunSpec,
+    chain: &BlockingRunChain,
+) -> Result<Swarm> {
     let node_key = node::load_or_create(&settings.state)?;
     let providers = chain.providers().context("reading the run's providers")?;
     let account = settings.account.clone().unwrap_or_default();
@@ -127,6 +132,9 @@ fn open_swarm(args: &TrainArgs, settings: &Settings, chain: &BlockingRunChain) -
         listen: args.listen.unwrap_or(settings.p2p.listen),
         relays: settings.p2p.relays,
         keep_rounds: args.keep_rounds,
+        // A compressed pseudo-gradient is at most about a byte a parameter (int8 plus
+        // block scales); twice that and a MiB leaves room and stops a flood.
+        max_blob_bytes: 2 * spec.config().model.param_count() as u64 + (1 << 20),
         ..SwarmConfig::default()
     };
     let swarm = Swarm::open(

@@ -5,8 +5,8 @@
 //! checkpoint); answer: zero or more announcements back to back. Answers are verified
 //! like gossip: signed by the key the chain lists for that peer.
 
-use super::Heard;
 use super::announce::{self, Announcement, Kind};
+use super::ledger::Heard;
 use crowdtrain_protocol::Hash32;
 use iroh::endpoint::Connection;
 use iroh::protocol::{AcceptError, ProtocolHandler};
@@ -86,21 +86,9 @@ impl ProtocolHandler for Answerer {
                 .take(MAX_ANSWERS)
                 .cloned()
                 .collect();
-            tracing::debug!(
-                ?question,
-                answers = mine.len(),
-                own = ?heard.own.iter().map(|a| (a.kind, a.round)).collect::<Vec<_>>(),
-                "asked"
-            );
+            tracing::debug!(?question, answers = mine.len(), "asked");
             mine.into_iter()
-                .flat_map(|a| {
-                    heard.seq += 1;
-                    Announcement {
-                        seq: heard.seq,
-                        ..a
-                    }
-                    .sign(&self.run, &self.key)
-                })
+                .flat_map(|a| heard.signed(a, &self.run, &self.key))
                 .collect()
         };
         send.write_all(&answers)

@@ -20,14 +20,16 @@
 
 pub mod announce;
 pub mod ask;
+mod exchange;
+mod ledger;
 pub mod node;
+mod tags;
 #[cfg(test)]
 mod tests;
 
 use crate::provider::chain::ProviderInfo;
-use crate::provider::peers::{Peers, PeersError};
-use crate::round::PeerBlob;
-use announce::{Announcement, Kind};
+use crate::provider::peers::PeersError;
+use announce::Announcement;
 use ask::Question;
 use crowdtrain_protocol::{Hash32, sha256};
 use iroh::address_lookup::MemoryLookup;
@@ -41,12 +43,14 @@ use iroh_blobs::store::fs::FsStore;
 use iroh_blobs::store::fs::options::Options;
 use iroh_gossip::api::{Event, GossipSender};
 use iroh_gossip::{Gossip, TopicId};
+use ledger::{Heard, record};
 use n0_future::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tags::{OWN, restore_own, round_tag};
 
 /// How a provider's endpoint is set up.
 #[derive(Clone, Debug)]
@@ -61,6 +65,9 @@ pub struct SwarmConfig {
     pub keep_rounds: u64,
     /// How long one download from one peer may take before it is tried again later.
     pub download_timeout: Duration,
+    /// Largest blob a peer may announce: a bigger one is never fetched (a provider's
+    /// bond does not buy it our disk). `train` sets it from the run's model size.
+    pub max_blob_bytes: u64,
     /// How often the newest announcements are sent again.
     pub announce_every: Duration,
 }
@@ -72,24 +79,10 @@ impl Default for SwarmConfig {
             relays: false,
             keep_rounds: 4,
             download_timeout: Duration::from_secs(120),
+            max_blob_bytes: 4 << 30,
             announce_every: Duration::from_secs(1),
         }
     }
-}
-
-/// What the gossip receiver learned, and what this node keeps announcing.
-#[derive(Default)]
-struct Heard {
-    /// Blob announcements: round → author → the first one heard.
-    blobs: BTreeMap<u64, BTreeMap<EndpointId, Announcement>>,
-    /// Authors caught announcing two different blobs for one round.
-    equivocated: BTreeSet<(u64, EndpointId)>,
-    /// Checkpoint announcements: sha256 → (BLAKE3, who has it).
-    checkpoints: BTreeMap<Hash32, (iroh_blobs::Hash, BTreeSet<EndpointId>)>,
-    /// This node's newest blob and checkpoints, re-sent every `announce_every`.
-    own: Vec<Announcement>,
-    /// The next sequence number.
-    seq: u64,
 }
 
 /// Where the download of one peer's blob stands.
@@ -388,43 +381,17 @@ impl Swarm {
     fn announce(&self, a: Announcement) {
         let bytes = {
             let mut heard = self.heard.lock().expect("heard lock");
-            let keep = self.config.keep_rounds.max(1) as usize;
-            match a.kind {
-                // The newest `keep_rounds` rounds' blobs stay announced (for auditors).
-                Kind::Blob => heard.own.retain(|o| {
-                    o.kind != Kind::Blob || (o.round != a.round && o.round + keep as u64 > a.round)
-                }),
-                // The newest `keep_rounds + 1` checkpoints: the bases and results of the
-                // rounds whose blobs are kept. An older one leaves the store too.
-                Kind::Checkpoint => {
-                    heard.own.retain(|o| o.sha256 != a.sha256);
-                    let cps = heard
-                        .own
-                        .iter()
-                        .filter(|o| o.kind == Kind::Checkpoint)
-                        .count();
-                    if cps > keep
-                        && let Some(i) = heard.own.iter().position(|o| o.kind == Kind::Checkpoint)
-                    {
-                        let old = heard.own.remove(i);
-                        let store = self.store.clone();
-                        self.rt.spawn(async move {
-                            let _ = store
-                                .tags()
-                                .delete(format!("{OWN}checkpoint/{}", old.sha256))
-                                .await;
-                        });
-                    }
-                }
+            if let Some(old) = heard.keep_own(a.clone(), self.config.keep_rounds) {
+                // A checkpoint too old to be a kept round's base leaves the store too.
+                let store = self.store.clone();
+                self.rt.spawn(async move {
+                    let _ = store
+                        .tags()
+                        .delete(format!("{OWN}checkpoint/{}", old.sha256))
+                        .await;
+                });
             }
-            heard.own.push(a.clone());
-            record(&mut heard, a.clone());
-            heard.seq += 1;
-            Announcement {
-                seq: heard.seq,
-                ..a
-            }
-            .sign(&self.run, &self.key)
+            heard.signed(a, &self.run, &self.key)
         };
         let sender = self.sender.clone();
         if let Err(e) = self.rt.block_on(sender.broadcast(bytes.into())) {
@@ -451,6 +418,10 @@ impl Swarm {
             .lock()
             .expect("fetched lock")
             .retain(|(r, _), _| *r >= cutoff);
+        self.asked
+            .lock()
+            .expect("asked lock")
+            .retain(|(q, _), _| !matches!(q, Question::Blobs(r) if *r < cutoff));
         let store = self.store.clone();
         for r in old {
             let store = store.clone();
@@ -499,34 +470,6 @@ impl Swarm {
     }
 }
 
-/// Records a verified announcement (the first blob per author and round wins; a second,
-/// different one marks the author as equivocating for that round).
-fn record(heard: &mut Heard, a: Announcement) {
-    match a.kind {
-        Kind::Blob => {
-            let round = heard.blobs.entry(a.round).or_default();
-            match round.get(&a.author) {
-                Some(first) if first.sha256 != a.sha256 || first.blake3 != a.blake3 => {
-                    tracing::warn!(author = %a.author, round = a.round, "two different blobs announced for one round; the author is left out of it");
-                    heard.equivocated.insert((a.round, a.author));
-                }
-                Some(_) => {}
-                None => {
-                    round.insert(a.author, a);
-                }
-            }
-        }
-        Kind::Checkpoint => {
-            heard
-                .checkpoints
-                .entry(a.sha256)
-                .or_insert_with(|| (a.blake3, BTreeSet::new()))
-                .1
-                .insert(a.author);
-        }
-    }
-}
-
 /// Sends this node's newest announcements again, every `every`, with fresh sequence
 /// numbers (gossip drops a message it has seen in the last 90 seconds).
 async fn rebroadcast(
@@ -542,14 +485,7 @@ async fn rebroadcast(
             let mut heard = heard.lock().expect("heard lock");
             let own = heard.own.clone();
             own.into_iter()
-                .map(|a| {
-                    heard.seq += 1;
-                    Announcement {
-                        seq: heard.seq,
-                        ..a
-                    }
-                    .sign(&run, &key)
-                })
+                .map(|a| heard.signed(a, &run, &key))
                 .collect()
         };
         for m in messages {
@@ -571,208 +507,6 @@ fn topic_of(run: &str) -> TopicId {
         )
         .0,
     )
-}
-
-fn round_tag(round: u64) -> String {
-    format!("round-{round}/")
-}
-
-/// Tag prefix of what this node published itself (what it announces as its own, again
-/// after a restart); what it fetched from others is tagged without it.
-const OWN: &str = "own/";
-
-/// This node's own announcements, rebuilt from the store's `own/` tags (a restarted
-/// provider goes on serving and announcing what it published before).
-async fn restore_own(store: &FsStore, author: EndpointId) -> Vec<Announcement> {
-    let mut own = Vec::new();
-    let Ok(mut tags) = store.tags().list_prefix(OWN).await else {
-        return own;
-    };
-    while let Some(Ok(tag)) = tags.next().await {
-        let Ok(name) = std::str::from_utf8(tag.name.as_ref()) else {
-            continue;
-        };
-        let rest = name.strip_prefix(OWN).unwrap_or_default();
-        let (kind, round, sha) = match rest.split_once('/') {
-            Some(("checkpoint", sha)) => (Kind::Checkpoint, 0, sha),
-            Some((r, sha)) => match r.strip_prefix("round-").and_then(|n| n.parse().ok()) {
-                Some(round) => (Kind::Blob, round, sha),
-                None => continue,
-            },
-            None => continue,
-        };
-        let Ok(sha256) = sha.parse::<Hash32>() else {
-            continue;
-        };
-        let Ok(iroh_blobs::api::proto::BlobStatus::Complete { size }) =
-            store.status(tag.hash).await
-        else {
-            continue;
-        };
-        own.push(Announcement {
-            kind,
-            round,
-            sha256,
-            blake3: tag.hash,
-            len: size,
-            seq: 0,
-            author,
-        });
-    }
-    own
-}
-
-impl Peers for Swarm {
-    fn publish_blob(&self, round: u64, bytes: &[u8]) -> Result<Hash32, PeersError> {
-        let sha = sha256(bytes);
-        let blake3 = self.add(&format!("{OWN}{}{sha}", round_tag(round)), bytes)?;
-        self.announce(Announcement {
-            kind: Kind::Blob,
-            round,
-            sha256: sha,
-            blake3,
-            len: bytes.len() as u64,
-            seq: 0,
-            author: self.id(),
-        });
-        self.fetched
-            .lock()
-            .expect("fetched lock")
-            .insert((round, self.id()), Fetch::Done(bytes.to_vec()));
-        self.forget_before(round);
-        Ok(sha)
-    }
-
-    fn round_blobs(
-        &self,
-        round: u64,
-        providers: &[ProviderInfo],
-    ) -> Result<Vec<PeerBlob>, PeersError> {
-        let ids = self.meet(providers);
-        let active: BTreeMap<EndpointId, String> = providers
-            .iter()
-            .filter(|p| p.active)
-            .filter_map(|p| ids.get(&p.account).map(|id| (*id, p.account.clone())))
-            .collect();
-        let (announced, equivocated) = {
-            let heard = self.heard.lock().expect("heard lock");
-            let announced: Vec<Announcement> = heard
-                .blobs
-                .get(&round)
-                .map(|m| m.values().cloned().collect())
-                .unwrap_or_default();
-            let eq: BTreeSet<EndpointId> = heard
-                .equivocated
-                .iter()
-                .filter(|(r, _)| *r == round)
-                .map(|(_, a)| *a)
-                .collect();
-            (announced, eq)
-        };
-        // Whoever we have not heard from for this round is asked directly.
-        let heard_from: BTreeSet<EndpointId> = announced.iter().map(|a| a.author).collect();
-        for id in active.keys() {
-            if *id != self.id() && !heard_from.contains(id) {
-                self.ask(Question::Blobs(round), *id);
-            }
-        }
-        let mut out = Vec::new();
-        let mut fetched = self.fetched.lock().expect("fetched lock");
-        for a in announced {
-            let Some(account) = active.get(&a.author) else {
-                continue;
-            };
-            if equivocated.contains(&a.author) {
-                continue;
-            }
-            match fetched.get(&(round, a.author)) {
-                Some(Fetch::Done(bytes)) => out.push(PeerBlob {
-                    peer: account.clone(),
-                    bytes: bytes.clone(),
-                }),
-                Some(Fetch::Pending | Fetch::Refused) => {}
-                Some(Fetch::Failed(at)) if at.elapsed() < RETRY => {}
-                Some(Fetch::Failed(_)) | None => {
-                    fetched.insert((round, a.author), Fetch::Pending);
-                    let mut from = vec![a.author];
-                    from.extend(
-                        ids.values()
-                            .filter(|id| **id != a.author && **id != self.id()),
-                    );
-                    self.spawn_download(a, from);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn publish_checkpoint(&self, hash: Hash32, bytes: &[u8]) -> Result<(), PeersError> {
-        let blake3 = self.add(&format!("{OWN}checkpoint/{hash}"), bytes)?;
-        self.announce(Announcement {
-            kind: Kind::Checkpoint,
-            round: 0,
-            sha256: hash,
-            blake3,
-            len: bytes.len() as u64,
-            seq: 0,
-            author: self.id(),
-        });
-        Ok(())
-    }
-
-    fn fetch_checkpoint(
-        &self,
-        hash: Hash32,
-        providers: &[ProviderInfo],
-    ) -> Result<Option<Vec<u8>>, PeersError> {
-        let ids = self.meet(providers);
-        let known: BTreeSet<EndpointId> = ids.values().copied().collect();
-        let Some((blake3, holders)) = self
-            .heard
-            .lock()
-            .expect("heard lock")
-            .checkpoints
-            .get(&hash)
-            .cloned()
-        else {
-            // Nobody announced it (or not to us yet): ask every provider directly.
-            for id in &known {
-                if *id != self.id() {
-                    self.ask(Question::Checkpoint(hash), *id);
-                }
-            }
-            return Ok(None);
-        };
-        // Only registered providers are asked; this node first if it has the bytes.
-        let mut from: Vec<EndpointId> = holders.into_iter().filter(|h| known.contains(h)).collect();
-        if from.is_empty() {
-            return Ok(None);
-        }
-        from.sort_by_key(|h| *h != self.id());
-        let (downloader, store, timeout) = (
-            self.downloader.clone(),
-            self.store.clone(),
-            self.config.download_timeout,
-        );
-        let bytes = self.rt.block_on(async move {
-            // Tagged first, so garbage collection keeps what arrives.
-            store
-                .tags()
-                .set(format!("checkpoint/{hash}"), blake3)
-                .await
-                .map_err(unavailable)?;
-            match tokio::time::timeout(timeout, downloader.download(blake3, from)).await {
-                Ok(Ok(())) => store.get_bytes(blake3).await.map(Some).map_err(unavailable),
-                Ok(Err(e)) => {
-                    tracing::info!(%e, "checkpoint not fetched yet");
-                    Ok(None)
-                }
-                Err(_) => Ok(None),
-            }
-        })?;
-        // The caller checks the sha256; unverified bytes are never used.
-        Ok(bytes.map(|b| b.to_vec()))
-    }
 }
 
 impl Drop for Swarm {

@@ -2,7 +2,10 @@
 //! joiner gets a checkpoint, and peers that lie, stay silent or equivocate are left out
 //! without anyone waiting on them.
 
+use super::announce::Kind;
 use super::*;
+use crate::provider::peers::Peers;
+use crate::round::PeerBlob;
 use std::time::Instant;
 
 const RUN: &str = "swarm.test.near";
@@ -55,15 +58,7 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 /// Broadcasts `a` as its author once more (an equivocator repeating itself).
 fn shout(s: &Swarm, a: &Announcement) {
-    let bytes = {
-        let mut heard = s.heard.lock().unwrap();
-        heard.seq += 1;
-        Announcement {
-            seq: heard.seq,
-            ..a.clone()
-        }
-        .sign(RUN, &s.key)
-    };
+    let bytes = s.heard.lock().unwrap().signed(a.clone(), RUN, &s.key);
     let sender = s.sender.clone();
     s.rt.block_on(sender.broadcast(bytes.into())).unwrap();
 }
@@ -340,4 +335,52 @@ fn a_restarted_node_still_announces_what_it_published() {
         b.fetch_checkpoint(checkpoint, &providers).unwrap()
     });
     assert_eq!(bytes, b"a checkpoint before the restart");
+}
+
+#[test]
+fn a_blob_announced_larger_than_the_run_allows_is_never_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SwarmConfig {
+        max_blob_bytes: 1_000,
+        ..SwarmConfig::default()
+    };
+    let observer = Swarm::open(
+        RUN,
+        SecretKey::from_bytes(&[51; 32]),
+        dir.path(),
+        &[],
+        config,
+    )
+    .unwrap();
+    let (_f_dir, flooder) = open(52, &[]);
+    let (_h_dir, honest) = open(53, &[]);
+    let providers = registered(&[
+        ("observer", &observer),
+        ("flooder", &flooder),
+        ("honest", &honest),
+    ]);
+    observer.meet(&providers);
+    flooder.publish_blob(1, &[7u8; 2_000]).unwrap();
+    let small = honest.publish_blob(1, &[9u8; 500]).unwrap();
+    let got = wait_for(20, "the honest blob", || {
+        let blobs = observer.round_blobs(1, &providers).unwrap();
+        (!blobs.is_empty()).then_some(blobs)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let got_later = observer.round_blobs(1, &providers).unwrap();
+    assert_eq!(hashes(&got), [small].into());
+    assert_eq!(
+        hashes(&got_later),
+        [small].into(),
+        "the oversized blob stays out"
+    );
+    assert!(
+        observer
+            .fetched
+            .lock()
+            .unwrap()
+            .keys()
+            .all(|(_, a)| *a != flooder.id()),
+        "not even a download was started"
+    );
 }
