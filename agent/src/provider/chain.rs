@@ -29,6 +29,8 @@ pub struct RunTerms {
     pub inner_steps: u32,
     /// Most tokens one provider may report in one round.
     pub max_tokens_per_round: u64,
+    /// sha256 of the dataset file every provider trains on.
+    pub dataset_hash: Hash32,
 }
 
 /// A finalized checkpoint as the run contract records it.

@@ -232,6 +232,14 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
     ) -> Result<Self, ProviderError> {
         let terms = chain.terms()?;
         check_terms(&spec, &terms)?;
+        if corpus.hash() != terms.dataset_hash {
+            return Err(ProviderError::Terms(format!(
+                "the dataset given hashes to {}, the run trains on dataset_hash {}: \
+                 pass the run's dataset file (--data)",
+                corpus.hash(),
+                terms.dataset_hash
+            )));
+        }
         let key_path = dir.join(KEY_FILE);
         let key = ReceiptKey::load(&key_path)?;
         let providers = chain.providers()?;
@@ -280,16 +288,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
         };
         let model = Gpt::new(spec.config().model, spec.init_seed(), device)?;
         let params = spec.config().model.param_count();
-        let worker = WorkerState {
-            adamw: match &state.adamw {
-                Some(name) => Some(state_dir.load_adamw(name, device)?),
-                None => None,
-            },
-            feedback: match &state.feedback {
-                Some(name) => ErrorFeedback::from_residual(state_dir.load_feedback(name)?),
-                None => ErrorFeedback::new(params),
-            },
-        };
+        let worker = load_worker(&state_dir, &state, device, params)?;
         tracing::info!(account = key.account(), base_round = state.base.round, phase = ?state.phase, "provider opened");
         Ok(Self {
             spec,
@@ -400,4 +399,23 @@ fn check_terms(spec: &RunSpec, terms: &RunTerms) -> Result<(), ProviderError> {
         )));
     }
     Ok(())
+}
+
+/// The worker state (inner AdamW moments, error-feedback residual) `state` names.
+fn load_worker(
+    dir: &StateDir,
+    state: &ProviderState,
+    device: &Device,
+    params: usize,
+) -> Result<WorkerState, ProviderError> {
+    Ok(WorkerState {
+        adamw: match &state.adamw {
+            Some(name) => Some(dir.load_adamw(name, device)?),
+            None => None,
+        },
+        feedback: match &state.feedback {
+            Some(name) => ErrorFeedback::from_residual(dir.load_feedback(name)?),
+            None => ErrorFeedback::new(params),
+        },
+    })
 }

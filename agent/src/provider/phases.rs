@@ -24,11 +24,11 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             Phase::Trained { round, work } => self.gather(round, work),
             Phase::Posted {
                 round,
+                work,
                 receipt,
                 signature,
                 blobs,
-                ..
-            } => self.finalize(round, &receipt, &signature, &blobs),
+            } => self.finalize(round, &work, &receipt, &signature, &blobs),
         }
     }
 
@@ -89,6 +89,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             .as_ref()
             .expect("train_local creates the optimiser");
         let mut next = self.state.clone();
+        let (carried_adamw, carried_feedback) = (next.adamw.clone(), next.feedback.clone());
         next.adamw = Some(self.dir.save_adamw(round, adamw)?);
         next.feedback = Some(self.dir.save_feedback(round, worker.feedback.residual())?);
         next.phase = Phase::Trained {
@@ -99,6 +100,8 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
                 tokens: local.tokens,
                 loss_start: local.loss_start,
                 loss_end: local.loss_end,
+                carried_adamw,
+                carried_feedback,
             },
         };
         self.commit(next)?;
@@ -126,6 +129,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             // new base (fetched from the peers), and the next round is trained from it.
             tracing::warn!(round, "round finalized without this provider's receipt");
             let mut next = self.state.clone();
+            self.forget_round(&mut next, &work)?;
             if let Some(ck) = self.chain.checkpoint(round)? {
                 self.base_checkpoint(&ck)?;
                 next.base = BaseRef {
@@ -221,6 +225,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
     fn finalize(
         &mut self,
         round: u64,
+        work: &TrainedWork,
         receipt: &Receipt,
         signature: &str,
         blobs: &[Hash32],
@@ -229,13 +234,16 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
         // open round has moved on, a finalization of this one is visible below.
         let open = self.chain.open_round();
         if let Some(ck) = self.chain.checkpoint(round)? {
-            return self.adopt(ck, receipt.result_checkpoint);
+            return self.adopt(ck, receipt.result_checkpoint, work);
         }
         match open {
             Ok(open) if open.round != round => {
                 // Abandoned or rolled back: the chain went on from another base.
                 tracing::warn!(round, open = open.round, "round closed without finalizing");
                 let mut next = self.state.clone();
+                if !self.receipt_on_chain(round)? {
+                    self.forget_round(&mut next, work)?;
+                }
                 next.phase = Phase::Ready;
                 self.commit(next)?;
                 return Ok(Progress::Waiting(format!(
@@ -279,7 +287,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
                 r => r?,
             }
             if let Some(ck) = self.chain.checkpoint(round)? {
-                return self.adopt(ck, receipt.result_checkpoint);
+                return self.adopt(ck, receipt.result_checkpoint, work);
             }
         }
         Ok(Progress::Waiting(format!(
@@ -289,7 +297,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
     }
 
     /// Makes the finalized checkpoint `ck` the base of the next round.
-    fn adopt(&mut self, ck: ChainCheckpoint, ours: Hash32) -> Step {
+    fn adopt(&mut self, ck: ChainCheckpoint, ours: Hash32, work: &TrainedWork) -> Step {
         let round = ck.round;
         if ck.hash != ours {
             tracing::warn!(round, chain = %ck.hash, %ours, "the chain finalized another checkpoint; fetching it");
@@ -297,6 +305,15 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
         self.base_checkpoint(&ck)?;
         self.crash_point(round, CrashPoint::BeforeReadyCommit)?;
         let mut next = self.state.clone();
+        if !self.receipt_on_chain(round)? {
+            // Refused (late): the round is trained again by nobody's replay, so it
+            // leaves no trace in the worker state either.
+            tracing::warn!(
+                round,
+                "receipt not on chain; the round's training is set aside"
+            );
+            self.forget_round(&mut next, work)?;
+        }
         next.base = BaseRef {
             round,
             hash: ck.hash,
@@ -309,6 +326,32 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             checkpoint: ck.hash,
             agreed: ck.hash == ours,
         })
+    }
+
+    /// Whether this provider's receipt of `round` is on chain.
+    fn receipt_on_chain(&self, round: u64) -> Result<bool, ProviderError> {
+        let me = self.key.account();
+        Ok(self.chain.receipts(round)?.iter().any(|r| r.provider == me))
+    }
+
+    /// Sets `next` (and the worker in memory) back to the worker state carried into
+    /// `work`'s round: the round ended without this provider's receipt on chain, so its
+    /// training must not shape later rounds' (a replay audit re-trains only the rounds
+    /// a provider's receipts name, in order).
+    fn forget_round(
+        &mut self,
+        next: &mut super::ProviderState,
+        work: &TrainedWork,
+    ) -> Result<(), ProviderError> {
+        next.adamw = work.carried_adamw.clone();
+        next.feedback = work.carried_feedback.clone();
+        self.worker = super::load_worker(
+            &self.dir,
+            next,
+            self.model.device(),
+            self.spec.config().model.param_count(),
+        )?;
+        Ok(())
     }
 
     /// The finalized checkpoint `want`, verified: from memory, the state directory, the

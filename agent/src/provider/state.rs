@@ -48,6 +48,15 @@ pub struct TrainedWork {
     pub loss_start: f32,
     /// Loss of the last inner step.
     pub loss_end: f32,
+    /// The optimiser file this provider carried into the round. If the round ends
+    /// without its receipt on chain it goes back to it, so that its worker state is
+    /// always the product of exactly the rounds its receipts name: what a replay audit
+    /// re-trains.
+    #[serde(default)]
+    pub carried_adamw: Option<String>,
+    /// The residual file carried into the round (see `carried_adamw`).
+    #[serde(default)]
+    pub carried_feedback: Option<String>,
 }
 
 /// Where the provider is in its round. Each variant is a commit point.
@@ -152,9 +161,13 @@ impl StateDir {
             Phase::Ready => {}
             Phase::Trained { work, .. } => {
                 blobs.insert(blob_name(work.blob));
+                files.extend(work.carried_adamw.clone());
+                files.extend(work.carried_feedback.clone());
             }
             Phase::Posted { work, receipt, .. } => {
                 blobs.insert(blob_name(work.blob));
+                files.extend(work.carried_adamw.clone());
+                files.extend(work.carried_feedback.clone());
                 checkpoints.insert(checkpoint_name(receipt.result_checkpoint));
             }
         }

@@ -11,11 +11,12 @@ use crowdtrain_agent::Gpt;
 use crowdtrain_agent::audit::{Expected, Finding, audit_from_dirs};
 use crowdtrain_agent::checkpoint::Checkpoint;
 use crowdtrain_agent::config::FIRST_ROUND;
-use crowdtrain_agent::data::Corpus;
+use crowdtrain_agent::data::{Corpus, KJV_SHA256};
 use crowdtrain_agent::provider::{
-    CrashPoint, KEY_FILE, Phase, Progress, Provider, ProviderError, ProviderOptions, ReceiptKey,
-    RunChain, RunTerms, SharedDir,
+    CrashPoint, KEY_FILE, Peers, Phase, Progress, Provider, ProviderError, ProviderOptions,
+    ReceiptKey, RunChain, RunTerms, SharedDir,
 };
+use crowdtrain_agent::replay::{Claim, Tolerance, replay};
 use crowdtrain_agent::round::{PeerBlob, WorkerState, aggregate, train_local};
 use crowdtrain_agent::spec::{RunSpec, SpecFields};
 use crowdtrain_protocol::Hash32;
@@ -72,6 +73,7 @@ impl Run {
             quorum,
             inner_steps: spec.fields().inner_steps,
             max_tokens_per_round: spec.tokens_per_round(),
+            dataset_hash: KJV_SHA256.parse().unwrap(),
         };
         let chain = MemoryChain::new(terms, initial_checkpoint(&spec).hash().unwrap());
         let mut accounts = Vec::new();
@@ -314,6 +316,62 @@ fn a_provider_that_does_not_deliver_by_the_deadline_is_left_out() {
         reference(&run.spec, 2, 1)[0]
     );
     assert_eq!(run.chain.receipts(1).unwrap().len(), 2);
+}
+
+#[test]
+fn a_round_that_ends_without_the_providers_receipt_leaves_no_trace_in_its_worker_state() {
+    let run = Run::new("set-aside", 3, 2);
+    // Provider 2 trains round 1 and serves its blob, then stalls while the other two
+    // finalize the round: it never posts a receipt for it.
+    let mut late = run.open(2, options()).unwrap();
+    assert!(matches!(
+        late.step().unwrap(),
+        Progress::Trained { round: 1, .. }
+    ));
+    let mut ps = vec![
+        run.open(0, options()).unwrap(),
+        run.open(1, options()).unwrap(),
+    ];
+    drive(&run, &mut ps, 1);
+    ps.push(late);
+    drive(&run, &mut ps, 2);
+    let late = &ps[2];
+    let receipts = run.chain.receipts(2).unwrap();
+    let receipt = receipts
+        .iter()
+        .find(|r| r.provider == run.accounts[2])
+        .expect("the late provider's round-2 receipt");
+    assert!(
+        run.chain
+            .receipts(1)
+            .unwrap()
+            .iter()
+            .all(|r| r.provider != run.accounts[2])
+    );
+    assert_eq!(late.state().adamw.as_deref(), Some("adamw-2.safetensors"));
+
+    // So a replay from its receipts alone (none before round 2) re-creates its round-2
+    // blob bit for bit: its round-1 training shaped nothing.
+    let cfg = run.spec.config();
+    let base_hash = run.chain.finalized(1).unwrap();
+    let base_bytes = run.peers.fetch_checkpoint(base_hash, &[]).unwrap().unwrap();
+    let base = Checkpoint::from_bytes(&base_bytes, &cfg.model, base_hash).unwrap();
+    let blob = run
+        .peers
+        .round_blobs(2, &[])
+        .unwrap()
+        .into_iter()
+        .find(|b| crowdtrain_protocol::sha256(&b.bytes) == receipt.blob)
+        .expect("its round-2 blob is served");
+    let model = Gpt::new(cfg.model, run.spec.init_seed(), &Device::Cpu).unwrap();
+    let claim = Claim {
+        provider: 2,
+        receipt,
+        blob: &blob.bytes,
+        earlier: &[],
+    };
+    let report = replay(cfg, &corpus(), &model, &base, &claim, &Tolerance::default()).unwrap();
+    assert!(report.passed() && report.bit_exact, "{}", report.evidence());
 }
 
 #[test]
