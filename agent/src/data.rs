@@ -87,6 +87,21 @@ impl Corpus {
                 path.display()
             )));
         }
+        Self::from_bytes(path, bytes, actual)
+    }
+
+    /// Reads a dataset file whatever its hash (a run's owner choosing its dataset);
+    /// [`Self::hash`] is then the run's `dataset_hash`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::Corpus(format!("cannot read the dataset {}: {e}", path.display()))
+        })?;
+        let hash = sha256(&bytes);
+        Self::from_bytes(path, bytes, hash)
+    }
+
+    /// The corpus of a file's `bytes` (whose sha256 is `hash`).
+    fn from_bytes(path: &Path, bytes: Vec<u8>, actual: Hash32) -> Result<Self> {
         let text = if bytes.starts_with(&[0x1f, 0x8b]) {
             let mut text = Vec::new();
             flate2::read::GzDecoder::new(bytes.as_slice())

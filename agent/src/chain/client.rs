@@ -314,6 +314,18 @@ impl RunClient {
         }
     }
 
+    /// `dispute`: as one of the run's auditors, void `provider`'s receipt of finalized
+    /// `round` inside its challenge window, `reason` (at most 512 bytes) saying why.
+    pub fn dispute_call(&self, round: u64, provider: &str, reason: &str) -> Call {
+        self.call(
+            method::DISPUTE,
+            rc::args(serde_json::json!({"round": round, "provider": provider, "reason": reason})),
+            0,
+            gas::DISPUTE,
+            format!("dispute {provider}'s receipt of round {round}"),
+        )
+    }
+
     /// `claim`.
     pub fn claim_call(&self) -> Call {
         self.call(

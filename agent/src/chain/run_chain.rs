@@ -68,6 +68,7 @@ impl RunChain for BlockingRunChain {
             quorum: info.config.quorum,
             inner_steps: info.config.inner_steps,
             max_tokens_per_round: info.config.max_tokens_per_round.0,
+            dataset_hash: info.config.dataset_hash,
         })
     }
 

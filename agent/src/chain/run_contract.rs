@@ -34,6 +34,8 @@ pub mod gas {
     pub const PAY_REVENUE: u64 = 30 * TGAS;
     /// The factory's `create_run` (deploys the run contract and calls its `new`).
     pub const CREATE_RUN: u64 = 300 * TGAS;
+    /// `dispute` (slashes one registration and splits its bond over the holders).
+    pub const DISPUTE: u64 = 100 * TGAS;
 }
 
 /// Method names.
@@ -74,6 +76,8 @@ pub mod method {
     pub const CREATE_RUN: &str = "create_run";
     /// The factory's view of what `create_run` must attach.
     pub const CREATE_RUN_COST: &str = "create_run_cost";
+    /// An auditor voids one provider's receipt of a finalized round (and slashes it).
+    pub const DISPUTE: &str = "dispute";
 }
 
 /// A u128 as the contract writes it (a decimal string).

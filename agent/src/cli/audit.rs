@@ -5,7 +5,7 @@
 //! files come from a folder, or — with none given — from the providers themselves, over
 //! the swarm (the auditor joins it as a node of its own, registered nowhere).
 
-use super::settings::ChainArgs;
+use super::settings::{ChainArgs, Settings};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use crowdtrain_agent::audit::{AuditReport, Expected, audit_from_dirs, audit_round};
@@ -25,7 +25,7 @@ pub struct AuditArgs {
     /// Where the run is (`--endpoint`, `--run`, or `crowdtrain init`'s config.toml);
     /// not needed when `--base` and `--expect` are given.
     #[command(flatten)]
-    chain: ChainArgs,
+    pub chain: ChainArgs,
     /// The chain round to audit (1 = the first trained round).
     #[arg(long)]
     pub round: u64,
@@ -59,6 +59,21 @@ pub struct AuditArgs {
     /// blobs/round-R/), as evidence or for later offline audits.
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+    /// Instead of the aggregation, replay this provider's training of the round: re-run
+    /// its inner steps from the round's base on its assigned data and compare the result
+    /// with the blob it served and the receipt it signed (a statistical test; see
+    /// agent/README.md, "Replay audit").
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub replay: Option<String>,
+    /// With --replay: if the receipt does not replay, dispute it on chain (you must be
+    /// one of the run's auditors, inside the round's challenge window); the evidence is
+    /// the dispute's reason.
+    #[arg(long, requires = "replay")]
+    pub dispute: bool,
+    /// The run's dataset file, for --replay; its sha256 must be the run's dataset_hash
+    /// [default: the bundled KJV corpus].
+    #[arg(long, value_name = "FILE", requires = "replay")]
+    pub data: Option<PathBuf>,
 }
 
 /// A 64-hex-character sha256 from the command line.
@@ -75,6 +90,9 @@ pub fn run(args: &AuditArgs) -> Result<()> {
         .with_context(|| format!("reading the run spec {}", args.spec.display()))?;
     if args.round == 0 {
         bail!("round 0 is the run's initial checkpoint: audit rounds from 1");
+    }
+    if let Some(account) = &args.replay {
+        return super::replay::run(args, &spec, account);
     }
     let files = (
         args.blobs.as_ref().or(args.peers.as_ref()),
@@ -144,21 +162,7 @@ struct ChainView {
 /// the finalized blob set (or `--wait` passes), and recomputes the round.
 fn from_swarm(args: &AuditArgs, spec: &RunSpec, view: &ChainView) -> Result<AuditReport> {
     let settings = args.chain.resolve()?;
-    let run = settings.run()?;
-    let key = node::load_or_create(&settings.state)?;
-    let config = SwarmConfig {
-        // Any free port on the configured interface: an auditor only dials out.
-        listen: std::net::SocketAddr::new(settings.p2p.listen.ip(), 0),
-        relays: settings.p2p.relays,
-        ..SwarmConfig::default()
-    };
-    let swarm = Swarm::open(
-        run.as_str(),
-        key,
-        &settings.state.join("audit-swarm"),
-        &view.providers,
-        config,
-    )?;
+    let swarm = open_audit_swarm(&settings, &view.providers)?;
     let (round, expected) = (args.round, &view.expected);
     let cfg = spec.config().model;
     let deadline = Instant::now() + Duration::from_secs(args.wait);
@@ -222,6 +226,25 @@ fn from_swarm(args: &AuditArgs, spec: &RunSpec, view: &ChainView) -> Result<Audi
         }
     }
     Ok(report)
+}
+
+/// Joins the run's swarm as an auditor: a node of its own (<state>/node_key), registered
+/// nowhere, on any free port of the configured interface (an auditor only dials out).
+pub(super) fn open_audit_swarm(settings: &Settings, providers: &[ProviderInfo]) -> Result<Swarm> {
+    let run = settings.run()?;
+    let key = node::load_or_create(&settings.state)?;
+    let config = SwarmConfig {
+        listen: std::net::SocketAddr::new(settings.p2p.listen.ip(), 0),
+        relays: settings.p2p.relays,
+        ..SwarmConfig::default()
+    };
+    Ok(Swarm::open(
+        run.as_str(),
+        key,
+        &settings.state.join("audit-swarm"),
+        providers,
+        config,
+    )?)
 }
 
 /// The blobs that make the finalized blob set: all that arrived, or those the receipts

@@ -8,15 +8,19 @@ mod money;
 mod operate;
 mod outbox;
 mod provider;
+mod replay;
 pub mod settings;
 mod status;
 pub mod train;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use crowdtrain_agent::chain::credentials::{credentials_dir, load_account_key};
 use crowdtrain_agent::chain::{ChainError, Outbox, RunClient};
+use crowdtrain_agent::data::{Corpus, KJV_PATH};
+use crowdtrain_protocol::Hash32;
 use settings::{ChainArgs, Settings};
+use std::path::{Path, PathBuf};
 
 /// Exit status when a call is safely queued but the endpoint did not answer
 /// (sysexits' EX_TEMPFAIL: try again later).
@@ -137,6 +141,21 @@ pub async fn signing_client(settings: &Settings) -> Result<(RunClient, bool)> {
         Err(ChainError::Unreachable { .. }) => Ok((client, false)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The run's dataset: the file `data` (or the bundled KJV corpus) if its sha256 is
+/// `expected`, the run's `dataset_hash`.
+pub fn load_corpus(data: Option<&Path>, expected: Hash32) -> Result<Corpus> {
+    let path = data.map_or_else(|| PathBuf::from(KJV_PATH), Path::to_path_buf);
+    if data.is_none() && !path.exists() {
+        bail!(
+            "the bundled corpus is not at {} (this binary was built from another checkout): \
+             pass --data FILE, the run's dataset file (sha256 {expected})",
+            path.display()
+        );
+    }
+    Corpus::from_file(&path, expected)
+        .with_context(|| format!("loading the run's dataset from {}", path.display()))
 }
 
 /// Sends `call` if the endpoint answered the drain, else only queues it.

@@ -8,6 +8,7 @@ use super::settings::ChainArgs;
 use super::{fee, send, signing_client};
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use crowdtrain_agent::assignment::DataPlan;
 use crowdtrain_agent::chain::near_amount::{format_near, parse_near};
 use crowdtrain_agent::chain::run_contract::method;
 use crowdtrain_agent::checkpoint::Checkpoint;
@@ -126,6 +127,11 @@ pub struct CreateRunArgs {
     /// Accounts that may dispute rounds (repeat the flag); the owner always may.
     #[arg(long, value_name = "ACCOUNT_ID")]
     auditor: Vec<String>,
+    /// The dataset every provider trains on (text, or gzip): its sha256 goes on chain
+    /// as the run's dataset_hash, and providers and auditors need the same file
+    /// [default: the bundled KJV corpus].
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
 }
 
 /// Creates the run through the factory; the caller becomes its owner.
@@ -169,7 +175,20 @@ pub async fn create_run(args: &CreateRunArgs) -> Result<()> {
         &device_by_name("cpu")?,
     )?;
     let initial = Checkpoint::from_model(&model)?.hash()?;
-    let corpus = Corpus::kjv().context("loading the committed corpus")?;
+    let corpus = match &args.data {
+        Some(path) => Corpus::open(path)?,
+        None => Corpus::kjv().context("loading the bundled corpus (pass --data FILE)")?,
+    };
+    // A dataset too small for one round of the spec would stall every provider.
+    let cfg = spec.config();
+    DataPlan::new(
+        &corpus,
+        cfg.inner.seq_len,
+        cfg.inner.batch,
+        cfg.inner_steps,
+        cfg.shards,
+    )
+    .context("the dataset cannot feed one round of this spec: use a larger file")?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);

@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// CPU threads for training, 0 = all cores (`threads` in config.toml) [default: 0].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// The run's dataset file (text, or gzip); its sha256 must be the run's
+    /// dataset_hash [default: the bundled KJV corpus].
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
 }
 
 /// Sizes the thread pool that training runs on (candle's CPU kernels and ours), before
@@ -90,11 +94,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let client = RunClient::new(&settings.endpoint, settings.run()?, account, settings.retry)
         .with_signer(key, outbox);
     let chain = BlockingRunChain::new(client).context("starting the chain client")?;
+    let terms = chain.terms().context("reading the run's terms")?;
+    let corpus = Arc::new(super::load_corpus(
+        args.data.as_deref(),
+        terms.dataset_hash,
+    )?);
     match &args.peers {
-        Some(dir) => train_with(args, &settings, spec, chain, SharedDir::new(dir)),
+        Some(dir) => train_with(args, &settings, spec, chain, SharedDir::new(dir), corpus),
         None => {
             let swarm = open_swarm(args, &settings, &spec, &chain)?;
-            train_with(args, &settings, spec, chain, swarm)
+            train_with(args, &settings, spec, chain, swarm, corpus)
         }
     }
 }
@@ -164,11 +173,11 @@ fn train_with<P: Peers>(
     spec: RunSpec,
     chain: BlockingRunChain,
     peers: P,
+    corpus: Arc<Corpus>,
 ) -> Result<()> {
     let device = crowdtrain_agent::model::device_by_name(
         args.device.as_deref().unwrap_or(&settings.device),
     )?;
-    let corpus = Arc::new(Corpus::kjv().context("loading the committed corpus")?);
     let options = ProviderOptions {
         gather_timeout: Duration::from_secs(args.gather_timeout),
         ..ProviderOptions::default()

@@ -27,14 +27,14 @@ fn tiny_spec(lr: f64) -> RunSpec {
 }
 
 /// A `crowdtrain join` process writing to `<dir>/join.{out,err}`.
-struct Joining {
+pub(crate) struct Joining {
     child: Child,
     out: std::path::PathBuf,
     err: std::path::PathBuf,
 }
 
 impl Joining {
-    fn start(agent: &Agent, dir: &Path, args: &[&str]) -> Self {
+    pub(crate) fn start(agent: &Agent, dir: &Path, args: &[&str]) -> Self {
         let out = dir.join("join.out");
         let err = dir.join("join.err");
         let child = agent
@@ -47,7 +47,7 @@ impl Joining {
     }
 
     /// Waits until it exits, killing it at `deadline`; returns (success, stdout, stderr).
-    fn finish(mut self, deadline: Instant) -> (bool, String, String) {
+    pub(crate) fn finish(mut self, deadline: Instant) -> (bool, String, String) {
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break Some(status);
@@ -73,7 +73,7 @@ impl Drop for Joining {
 }
 
 /// The checkpoint hash a `join` output says round `round` finalized.
-fn finalized(out: &str, round: u64) -> String {
+pub(crate) fn finalized(out: &str, round: u64) -> String {
     let marker = format!("round {round} finalized: checkpoint ");
     let at = out
         .find(&marker)

@@ -12,5 +12,6 @@ mod errors;
 mod join;
 mod journey;
 mod outbox;
+mod replay;
 mod support;
 mod swarm;

@@ -244,14 +244,24 @@ impl World {
     /// [`World::start`] for a run trained by `spec` (tiny test specs): the contract
     /// holds its hash, checkpoint 0 and H, quorum 2, and `<dir>/spec.json` is written.
     pub async fn start_for_spec(spec: &crowdtrain_agent::spec::RunSpec) -> Option<World> {
+        Self::start_for_spec_with(spec, |_| {}).await
+    }
+
+    /// [`World::start_for_spec`] with the run's config changed by `edit` last.
+    pub async fn start_for_spec_with(
+        spec: &crowdtrain_agent::spec::RunSpec,
+        edit: impl FnOnce(&mut Value),
+    ) -> Option<World> {
         let initial = initial_hash(spec);
         let (spec_hash, inner_steps) = (spec.hash().to_hex(), spec.fields().inner_steps);
         let world = Self::start_with(5 * NEAR, |c| {
             c["model_spec_hash"] = serde_json::json!(spec_hash);
+            c["dataset_hash"] = serde_json::json!(crowdtrain_agent::data::KJV_SHA256);
             c["initial_checkpoint_hash"] = serde_json::json!(initial);
             c["initial_checkpoint_uri"] = serde_json::json!(format!("sha256:{initial}"));
             c["inner_steps"] = serde_json::json!(inner_steps);
             c["quorum"] = serde_json::json!(2);
+            edit(c);
         })
         .await?;
         std::fs::write(world.spec_file(), spec.to_json()).unwrap();
