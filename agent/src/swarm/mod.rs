@@ -38,6 +38,8 @@ use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr, EndpointId, SecretKey, TransportAddr};
 use iroh_blobs::BlobsProtocol;
 use iroh_blobs::api::downloader::Downloader;
+use iroh_blobs::api::proto::BlobStatus;
+use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
 use iroh_blobs::store::GcConfig;
 use iroh_blobs::store::fs::FsStore;
 use iroh_blobs::store::fs::options::Options;
@@ -446,17 +448,33 @@ impl Swarm {
             let got = async {
                 // Tagged first, so garbage collection keeps what arrives.
                 store.tags().set(tag, a.blake3).await.map_err(unavailable)?;
-                match tokio::time::timeout(timeout, downloader.download(a.blake3, from)).await {
+                // Only the announced length is asked for (BLAKE3-verified chunk by
+                // chunk): a peer whose blob is larger than it said cannot make us
+                // store more than that, whatever it serves.
+                let request = GetRequest::blob_ranges(a.blake3, ChunkRanges::bytes(0..a.len));
+                match tokio::time::timeout(timeout, downloader.download(request, from)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err(unavailable(e)),
                     Err(_) => return Err(unavailable("download timed out")),
                 }
-                store.get_bytes(a.blake3).await.map_err(unavailable)
+                match store.blobs().status(a.blake3).await.map_err(unavailable)? {
+                    BlobStatus::Complete { size } if size == a.len => {}
+                    // Everything asked for arrived, and the blob is not complete: it
+                    // is longer than announced.
+                    _ => return Ok(None),
+                }
+                store.get_bytes(a.blake3).await.map(Some).map_err(unavailable)
             }
             .await;
             let state = match got {
-                Ok(b) if b.len() as u64 == a.len && sha256(&b) == a.sha256 => Fetch::Done(b.to_vec()),
-                Ok(_) => {
+                Ok(Some(b)) if b.len() as u64 == a.len && sha256(&b) == a.sha256 => {
+                    Fetch::Done(b.to_vec())
+                }
+                Ok(None) => {
+                    tracing::warn!(author = %a.author, round = a.round, len = a.len, "the blob served is longer than announced; refused");
+                    Fetch::Refused
+                }
+                Ok(Some(_)) => {
                     tracing::warn!(author = %a.author, round = a.round, "the bytes served do not have the announced sha256; refused");
                     Fetch::Refused
                 }

@@ -384,3 +384,38 @@ fn a_blob_announced_larger_than_the_run_allows_is_never_fetched() {
         "not even a download was started"
     );
 }
+
+#[test]
+fn a_peer_that_serves_a_longer_blob_than_it_announced_cannot_fill_the_disk() {
+    let (_o_dir, observer) = open(61, &[]);
+    let (_f_dir, flooder) = open(62, &[]);
+    let providers = registered(&[("observer", &observer), ("flooder", &flooder)]);
+    observer.meet(&providers);
+    flooder.meet(&providers);
+    // 1 MiB behind an announcement of 500 bytes (under any cap).
+    let big = vec![3u8; 1 << 20];
+    let served = flooder.add("round-1/big", &big).unwrap();
+    flooder.announce(Announcement {
+        kind: Kind::Blob,
+        round: 1,
+        sha256: sha256(&big[..500]),
+        blake3: served,
+        len: 500,
+        seq: 0,
+        author: flooder.id(),
+    });
+    wait_for(20, "the observer to refuse the blob", || {
+        assert!(observer.round_blobs(1, &providers).unwrap().is_empty());
+        let fetched = observer.fetched.lock().unwrap();
+        matches!(fetched.get(&(1, flooder.id())), Some(Fetch::Refused)).then_some(())
+    });
+    let status = observer
+        .rt
+        .block_on(observer.store.blobs().status(served))
+        .unwrap();
+    let stored = match status {
+        BlobStatus::Partial { size } => size,
+        other => panic!("only part of the blob may be stored, not {other:?}"),
+    };
+    println!("stored of the 1 MiB blob: {stored:?}");
+}
