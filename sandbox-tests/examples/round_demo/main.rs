@@ -264,6 +264,45 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
         print_indented(&said);
     }
 
+    banner(
+        "7. The auditor replays each provider's last round (`crowdtrain audit --replay`): \
+         re-trains it from the saved checkpoints and compares with the blob it served",
+    );
+    for (acct, _) in &providers {
+        let who = acct.id().as_str();
+        let mut last = None;
+        for round in (1..=ROUNDS).rev() {
+            let receipts = view(&worker, &run_id, "receipts", json!({"round": round})).await?;
+            let posted = receipts.as_array().is_some_and(|list| {
+                list.iter()
+                    .any(|r| r["receipt"]["provider"].as_str() == Some(who))
+            });
+            if posted {
+                last = Some(round);
+                break;
+            }
+        }
+        let Some(round) = last else {
+            bail!("{who} has no receipt on chain");
+        };
+        let said = auditor.ok(&[
+            "audit",
+            "--round",
+            &round.to_string(),
+            "--spec",
+            spec_arg,
+            "--replay",
+            who,
+            "--peers",
+            evidence_arg,
+            "--endpoint",
+            &chain.url,
+            "--run",
+            run_id.as_str(),
+        ])?;
+        print_indented(&said);
+    }
+
     // Audited: the providers may stop serving (Ctrl-C, as a person would).
     let mut logs = Vec::new();
     for t in training {
@@ -318,7 +357,7 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
         });
     }
 
-    banner("7. The challenge window passes; the owner settles the rounds with `crowdtrain settle`");
+    banner("8. The challenge window passes; the owner settles the rounds with `crowdtrain settle`");
     worker
         .fast_forward(2 * CHALLENGE_WINDOW_MS / 1000 + 10)
         .await?;
@@ -327,7 +366,7 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
     }
 
     banner(
-        "8. Inference revenue comes in (`crowdtrain pay-revenue`); every holder claims with `crowdtrain claim`",
+        "9. Inference revenue comes in (`crowdtrain pay-revenue`); every holder claims with `crowdtrain claim`",
     );
     let customer_account = person(&root, &credentials, "api-customer", 20).await?;
     let customer = agent("api-customer", &customer_account)?;
@@ -383,7 +422,7 @@ async fn run(factory_wasm: &Path, dir: &Path) -> Result<()> {
         near(claimed_total)
     );
 
-    banner("9. Summary");
+    banner("10. Summary");
     print!("{}", summary::table(&rows));
     println!(
         "   held-out loss {initial_loss:.3} at checkpoint 0 → {:.3} after round {ROUNDS}",
