@@ -9,13 +9,14 @@ use super::settings::{ChainArgs, Settings};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use crowdtrain_agent::audit::{AuditReport, Expected, audit_from_dirs, audit_round};
-use crowdtrain_agent::chain::RunClient;
+use crowdtrain_agent::chain::{RunClient, RunInfo};
 use crowdtrain_agent::checkpoint::Checkpoint;
 use crowdtrain_agent::provider::{Peers, ProviderInfo, SharedDir};
 use crowdtrain_agent::round::{PeerBlob, aggregate};
 use crowdtrain_agent::spec::RunSpec;
 use crowdtrain_agent::swarm::{Swarm, SwarmConfig, node};
 use crowdtrain_protocol::{Hash32, blob_set_digest, sha256};
+use near_primitives::types::AccountId;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -247,6 +248,19 @@ pub(super) fn open_audit_swarm(settings: &Settings, providers: &[ProviderInfo]) 
     )?)
 }
 
+/// Refuses a spec file that is not the one run `run` was created with.
+pub(super) fn require_runs_spec(info: &RunInfo, spec: &RunSpec, run: &AccountId) -> Result<()> {
+    if info.config.model_spec_hash != spec.hash() {
+        bail!(
+            "the spec file hashes to {}, but run {run} was created with model_spec_hash {}: \
+             audit with the run's own spec file",
+            spec.hash(),
+            info.config.model_spec_hash
+        );
+    }
+    Ok(())
+}
+
 /// The blobs that make the finalized blob set: all that arrived, or those the receipts
 /// name; `None` while neither does.
 fn finalized_subset(
@@ -286,14 +300,7 @@ fn from_chain(args: &AuditArgs, spec: &RunSpec) -> Result<ChainView> {
         .build()?;
     rt.block_on(async {
         let info = client.run_info().await?;
-        if info.config.model_spec_hash != spec.hash() {
-            bail!(
-                "the spec file hashes to {}, but run {run} was created with model_spec_hash {}: \
-                 audit with the run's own spec file",
-                spec.hash(),
-                info.config.model_spec_hash
-            );
-        }
+        require_runs_spec(&info, spec, &run)?;
         let Some(result) = client.checkpoint(round).await? else {
             bail!(
                 "round {round} of {run} has no finalized checkpoint (last finalized: round {}); \

@@ -5,7 +5,7 @@
 //! the providers over the swarm. With `--dispute`, a failed replay is disputed on chain
 //! with the evidence as its reason.
 
-use super::audit::{AuditArgs, open_audit_swarm};
+use super::audit::{AuditArgs, open_audit_swarm, require_runs_spec};
 use super::{fee, load_corpus, send, signing_client};
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
@@ -153,14 +153,7 @@ fn print_report(account: &str, r: &ReplayReport) {
 async fn history(client: &RunClient, spec: &RunSpec, account: &str, round: u64) -> Result<History> {
     let run = client.run();
     let info = client.run_info().await?;
-    if info.config.model_spec_hash != spec.hash() {
-        bail!(
-            "the spec file hashes to {}, but run {run} was created with model_spec_hash {}: \
-             replay with the run's own spec file",
-            spec.hash(),
-            info.config.model_spec_hash
-        );
-    }
+    require_runs_spec(&info, spec, run)?;
     let providers: Vec<ProviderInfo> = client
         .providers()
         .await?

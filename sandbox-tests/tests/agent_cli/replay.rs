@@ -60,14 +60,12 @@ fn noise_like(blob: &[u8], spec: &RunSpec) -> Vec<u8> {
     quantize(&noise, spec.config().quant, 1).unwrap().to_bytes()
 }
 
-/// Mallory's side of `round`: trains from `base`, serves `cheat`'s choice of blob, waits
+/// Mallory's side of `round` (she is an account, a receipt key and a provider index):
+/// trains from `base`, serves `cheat`'s choice of blob, waits
 /// for the others' blobs, aggregates like everyone and posts a receipt that agrees.
-#[allow(clippy::too_many_arguments)]
 async fn mallory_round(
     world: &World,
-    mallory: &Account,
-    key: &ReceiptKey,
-    index: u32,
+    (mallory, key, index): (&Account, &ReceiptKey, u32),
     peers: &SharedDir,
     base: &Checkpoint,
     round: u64,
@@ -243,31 +241,14 @@ async fn a_replay_audit_passes_honest_providers_and_disputes_one_who_sent_noise(
     .unwrap();
     assert_eq!(initial.hash().unwrap().to_hex(), initial_hash(&spec));
     let mut worker = WorkerState::new(spec.config().model.param_count());
-    mallory_round(
-        &world,
-        &mallory,
-        &key,
-        index,
-        &peers,
-        &initial,
-        1,
-        false,
-        &mut worker,
-    )
-    .await;
-    let first = finalized_checkpoint(&world, &peers, 1).await;
-    mallory_round(
-        &world,
-        &mallory,
-        &key,
-        index,
-        &peers,
-        &first,
-        2,
-        true,
-        &mut worker,
-    )
-    .await;
+    let mut base = initial;
+    for (round, cheat) in [(1, false), (2, true)] {
+        if round > 1 {
+            base = finalized_checkpoint(&world, &peers, round - 1).await;
+        }
+        let me = (&mallory, &key, index);
+        mallory_round(&world, me, &peers, &base, round, cheat, &mut worker).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(600);
     let (a_ok, a_out, a_err) = a.finish(deadline);
     let (b_ok, b_out, b_err) = b.finish(deadline);
