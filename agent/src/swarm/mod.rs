@@ -38,7 +38,6 @@ use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr, EndpointId, SecretKey, TransportAddr};
 use iroh_blobs::BlobsProtocol;
 use iroh_blobs::api::downloader::Downloader;
-use iroh_blobs::api::proto::BlobStatus;
 use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
 use iroh_blobs::store::GcConfig;
 use iroh_blobs::store::fs::FsStore;
@@ -457,24 +456,16 @@ impl Swarm {
                     Ok(Err(e)) => return Err(unavailable(e)),
                     Err(_) => return Err(unavailable("download timed out")),
                 }
-                match store.blobs().status(a.blake3).await.map_err(unavailable)? {
-                    BlobStatus::Complete { size } if size == a.len => {}
-                    // Everything asked for arrived, and the blob is not complete: it
-                    // is longer than announced.
-                    _ => return Ok(None),
-                }
-                store.get_bytes(a.blake3).await.map(Some).map_err(unavailable)
+                // A blob longer than announced stays partial here: reading it fails
+                // and it is tried again (at no cost: what was asked for is held).
+                store.get_bytes(a.blake3).await.map_err(unavailable)
             }
             .await;
             let state = match got {
-                Ok(Some(b)) if b.len() as u64 == a.len && sha256(&b) == a.sha256 => {
+                Ok(b) if b.len() as u64 == a.len && sha256(&b) == a.sha256 => {
                     Fetch::Done(b.to_vec())
                 }
-                Ok(None) => {
-                    tracing::warn!(author = %a.author, round = a.round, len = a.len, "the blob served is longer than announced; refused");
-                    Fetch::Refused
-                }
-                Ok(Some(_)) => {
+                Ok(_) => {
                     tracing::warn!(author = %a.author, round = a.round, "the bytes served do not have the announced sha256; refused");
                     Fetch::Refused
                 }
