@@ -68,15 +68,17 @@ pub fn run(args: &AuditArgs, spec: &RunSpec, account: &str) -> Result<()> {
     let mut want: Vec<Hash32> = history.receipts.iter().map(|r| r.base_checkpoint).collect();
     want.sort_unstable();
     want.dedup();
+    let cfg = spec.config();
+    // Seeded, so it holds checkpoint 0 until the replay loads the base into it.
+    let model = Gpt::new(cfg.model, spec.init_seed(), &Device::Cpu)?;
+    let initial = Checkpoint::from_model(&model)?;
     let (checkpoints, blob) = match &args.peers {
-        Some(dir) => fetch(args, spec, &SharedDir::new(dir), &history, &want)?,
+        Some(dir) => fetch(args, spec, &SharedDir::new(dir), &history, &want, initial)?,
         None => {
             let swarm = open_audit_swarm(&settings, &history.providers)?;
-            fetch(args, spec, &swarm, &history, &want)?
+            fetch(args, spec, &swarm, &history, &want, initial)?
         }
     };
-    let cfg = spec.config();
-    let model = Gpt::new(cfg.model, spec.init_seed(), &Device::Cpu)?;
     let earlier: Vec<(u64, &Checkpoint)> = earlier
         .iter()
         .map(|r| (r.round, &checkpoints[&r.base_checkpoint]))
@@ -185,16 +187,16 @@ async fn history(client: &RunClient, spec: &RunSpec, account: &str, round: u64) 
 }
 
 /// Fetches the base checkpoints `want` and the claimed blob from `peers` until all
-/// arrived or `--wait` passed; checkpoint 0 is rebuilt from the spec when nobody has it.
+/// arrived or `--wait` passed; checkpoint 0 is `initial`, rebuilt from the spec's seed.
 fn fetch<P: Peers>(
     args: &AuditArgs,
     spec: &RunSpec,
     peers: &P,
     history: &History,
     want: &[Hash32],
+    initial: Checkpoint,
 ) -> Result<(BTreeMap<Hash32, Checkpoint>, Vec<u8>)> {
     let cfg = spec.config().model;
-    let initial = Checkpoint::from_model(&Gpt::new(cfg, spec.init_seed(), &Device::Cpu)?)?;
     let initial_hash = initial.hash()?;
     let mut checkpoints = BTreeMap::new();
     if want.contains(&initial_hash) {

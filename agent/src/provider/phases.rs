@@ -306,8 +306,8 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
         self.crash_point(round, CrashPoint::BeforeReadyCommit)?;
         let mut next = self.state.clone();
         if !self.receipt_on_chain(round)? {
-            // Refused (late): the round is trained again by nobody's replay, so it
-            // leaves no trace in the worker state either.
+            // Refused (late): no replay re-trains a round without a receipt, so it
+            // must leave no trace in the worker state either.
             tracing::warn!(
                 round,
                 "receipt not on chain; the round's training is set aside"
