@@ -148,8 +148,8 @@ pub fn train_local_at(
 pub struct PeerBlob {
     /// Who served it (for warnings).
     pub peer: String,
-    /// The wire bytes.
-    pub bytes: Vec<u8>,
+    /// The wire bytes (shared: handing a blob on does not copy it).
+    pub bytes: bytes::Bytes,
 }
 
 /// A blob left out of the round, and why.

@@ -203,7 +203,7 @@ impl<'a> Diloco<'a> {
             bytes = bytes.max(work.blob_bytes.len() as u64);
             blobs.push(PeerBlob {
                 peer: format!("worker-{k}"),
-                bytes: work.blob_bytes,
+                bytes: work.blob_bytes.into(),
             });
         }
         let agg = aggregate(run, round, &self.checkpoint, &blobs)?;

@@ -40,7 +40,7 @@ fn published_round(name: &str) -> (PathBuf, Hash32, Hash32, Hash32) {
         peers.publish_blob(FIRST_ROUND, &work.blob_bytes).unwrap();
         blobs.push(PeerBlob {
             peer: k.to_string(),
-            bytes: work.blob_bytes,
+            bytes: work.blob_bytes.into(),
         });
     }
     let agg = aggregate(cfg, FIRST_ROUND, &base, &blobs).unwrap();

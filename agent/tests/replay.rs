@@ -166,7 +166,7 @@ fn replay_separates_honest_from_dishonest_providers() {
             let work = train_local(&s.run, &s.corpus, &s.model, &base, 1, k as u32, w).unwrap();
             blobs.push(PeerBlob {
                 peer: format!("p{k}"),
-                bytes: work.blob_bytes,
+                bytes: work.blob_bytes.into(),
             });
         }
         let base1 = aggregate(&s.run, 1, &base, &blobs).unwrap().checkpoint;

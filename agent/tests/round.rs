@@ -50,7 +50,7 @@ fn first_round() -> (
         );
         blobs.push(PeerBlob {
             peer: format!("peer-{k}"),
-            bytes: work.blob_bytes.clone(),
+            bytes: work.blob_bytes.clone().into(),
         });
         works.push(work);
     }
@@ -96,22 +96,22 @@ fn bad_blobs_are_left_out_and_the_round_goes_on() {
     let short = crowdtrain_kernels::quantize(&[0.1; 100], QuantConfig::int8(), 0)
         .unwrap()
         .to_bytes();
-    let mut non_finite = blobs[0].bytes.clone();
+    let mut non_finite = blobs[0].bytes.to_vec();
     // The first block's f32 scale sits right after the 20-byte header: make it infinite.
     non_finite[20..24].copy_from_slice(&f32::INFINITY.to_le_bytes());
     let garbage = b"not a blob".to_vec();
     let mut all = blobs.clone();
     all.push(PeerBlob {
         peer: "mallory".into(),
-        bytes: short,
+        bytes: short.into(),
     });
     all.push(PeerBlob {
         peer: "trudy".into(),
-        bytes: non_finite,
+        bytes: non_finite.into(),
     });
     all.push(PeerBlob {
         peer: "eve".into(),
-        bytes: garbage,
+        bytes: garbage.into(),
     });
     all.push(PeerBlob {
         peer: "copycat".into(),
@@ -177,7 +177,7 @@ fn a_blob_scaled_by_1e30_moves_the_model_no_further_than_the_clip() {
     let hostile = scaled_by(&blobs[0].bytes, 1e30);
     all.push(PeerBlob {
         peer: "mallory".into(),
-        bytes: hostile.clone(),
+        bytes: hostile.clone().into(),
     });
     let agg = aggregate(&run, 1, &base, &all).unwrap();
     assert_eq!(agg.blobs.len(), 4, "a finite blob is clipped, not left out");
@@ -210,7 +210,7 @@ fn one_honest_and_one_hostile_blob_make_a_bounded_step() {
         blobs[1].clone(),
         PeerBlob {
             peer: "mallory".into(),
-            bytes: scaled_by(&blobs[2].bytes, 1e30),
+            bytes: scaled_by(&blobs[2].bytes, 1e30).into(),
         },
     ];
     let agg = aggregate(&run, 1, &base, &pair).unwrap();
@@ -237,7 +237,8 @@ fn blobs_that_sum_past_f32_are_refused_not_saved() {
                 peer: format!("big-{k}"),
                 bytes: crowdtrain_kernels::quantize(&v, QuantConfig::int8(), 0)
                     .unwrap()
-                    .to_bytes(),
+                    .to_bytes()
+                    .into(),
             }
         })
         .collect();
@@ -249,7 +250,7 @@ fn blobs_that_sum_past_f32_are_refused_not_saved() {
     assert!(err.to_string().contains("refused"), "{err}");
 
     // A blob whose largest value would dequantize to infinity is left out at the door.
-    let mut overflow = big[0].bytes.clone();
+    let mut overflow = big[0].bytes.to_vec();
     overflow[20..24].copy_from_slice(&3e38f32.to_le_bytes());
     let err = aggregate(
         &run,
@@ -257,7 +258,7 @@ fn blobs_that_sum_past_f32_are_refused_not_saved() {
         &base,
         &[PeerBlob {
             peer: "trudy".into(),
-            bytes: overflow,
+            bytes: overflow.into(),
         }],
     )
     .unwrap_err();

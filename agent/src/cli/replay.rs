@@ -224,7 +224,7 @@ fn fetch<P: Peers>(
                 .round_blobs(claimed.round, &history.providers)?
                 .into_iter()
                 .find(|b| sha256(&b.bytes) == claimed.blob)
-                .map(|b| b.bytes);
+                .map(|b| b.bytes.to_vec());
         }
         let missing: Vec<String> = want
             .iter()

@@ -144,7 +144,7 @@ pub fn read_blob_dir(dir: &Path) -> Result<Vec<PeerBlob>, PeersError> {
         }
         blobs.push(PeerBlob {
             peer: stem.to_string(),
-            bytes,
+            bytes: bytes.into(),
         });
     }
     Ok(blobs)

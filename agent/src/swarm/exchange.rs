@@ -27,10 +27,10 @@ impl Peers for Swarm {
             seq: 0,
             author: self.id(),
         });
-        self.fetched
-            .lock()
-            .expect("fetched lock")
-            .insert((round, self.id()), Fetch::Done(bytes.to_vec()));
+        self.fetched.lock().expect("fetched lock").insert(
+            (round, self.id()),
+            Fetch::Done(bytes::Bytes::copy_from_slice(bytes)),
+        );
         self.forget_before(round);
         Ok(sha)
     }

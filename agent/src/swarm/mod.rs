@@ -91,8 +91,8 @@ impl Default for SwarmConfig {
 enum Fetch {
     /// Running in the background.
     Pending,
-    /// Arrived with the announced sha256.
-    Done(Vec<u8>),
+    /// Arrived with the announced sha256 (shared with every `round_blobs` answer).
+    Done(bytes::Bytes),
     /// Arrived with other bytes than announced: never used.
     Refused,
     /// Failed (unreachable, timed out); tried again after `RETRY`.
@@ -463,7 +463,7 @@ impl Swarm {
             .await;
             let state = match got {
                 Ok(b) if b.len() as u64 == a.len && sha256(&b) == a.sha256 => {
-                    Fetch::Done(b.to_vec())
+                    Fetch::Done(b)
                 }
                 Ok(_) => {
                     tracing::warn!(author = %a.author, round = a.round, "the bytes served do not have the announced sha256; refused");

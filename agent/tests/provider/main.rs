@@ -192,7 +192,7 @@ fn reference(spec: &RunSpec, n: u32, rounds: u64) -> Vec<Hash32> {
                 .unwrap();
                 PeerBlob {
                     peer: k.to_string(),
-                    bytes: w.blob_bytes,
+                    bytes: w.blob_bytes.into(),
                 }
             })
             .collect();
