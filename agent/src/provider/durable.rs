@@ -6,15 +6,22 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Suffix of files being written; leftovers of a crash are removed by [`clean_partial`].
 pub const PARTIAL_SUFFIX: &str = ".partial";
 
 /// Replaces `path` with `bytes` atomically and durably.
+///
+/// Several writers may race on one path (two providers publishing the same checkpoint
+/// to a shared folder): each writes its own temporary file, named by process and call,
+/// so none truncates or renames away another's, and the last rename wins whole.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(PARTIAL_SUFFIX);
+    let call = WRITES.fetch_add(1, Ordering::Relaxed);
+    name.push(format!(".{}-{call}{PARTIAL_SUFFIX}", std::process::id()));
     let tmp = dir.join(name);
     {
         let mut f = File::create(&tmp)?;
@@ -66,6 +73,38 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writers_racing_on_one_path_all_succeed_and_leave_it_whole() {
+        let dir = std::env::temp_dir().join(format!("ct-durable-race-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let bytes = vec![7u8; 1 << 16];
+        for attempt in 0..20 {
+            let path = dir.join(format!("checkpoint-{attempt}"));
+            let start = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                let writers: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            write_atomic(&path, &bytes)
+                        })
+                    })
+                    .collect();
+                for w in writers {
+                    w.join().unwrap().expect("a racing writer fails");
+                }
+            });
+            assert_eq!(fs::read(&path).unwrap(), bytes, "attempt {attempt}");
+        }
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(PARTIAL_SUFFIX))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -132,8 +132,13 @@ async fn two_providers_join_with_the_binary_and_train_two_rounds_that_audit_clea
     let deadline = Instant::now() + Duration::from_secs(600);
     let (a_ok, a_out, a_err) = a.finish(deadline);
     let (b_ok, b_out, b_err) = b.finish(deadline);
-    assert!(a_ok, "alice's join failed:\n{a_out}\n{a_err}");
-    assert!(b_ok, "bob's join failed:\n{b_out}\n{b_err}");
+    // One's failure is often the other's cause: both are shown.
+    assert!(
+        a_ok && b_ok,
+        "alice's join {}:\n{a_out}\n{a_err}\nbob's join {}:\n{b_out}\n{b_err}",
+        if a_ok { "passed" } else { "failed" },
+        if b_ok { "passed" } else { "failed" },
+    );
     let alice_after = world.balance(&alice).await;
     println!("alice's join output:\n{a_out}");
     println!(
