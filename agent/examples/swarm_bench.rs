@@ -31,12 +31,13 @@ fn main() -> anyhow::Result<()> {
 fn run(mib: usize) -> anyhow::Result<()> {
     let len = mib << 20;
     // Not all zeros: no layer gets to compress it.
-    let bytes: Vec<u8> = (0..len)
+    let bytes: bytes::Bytes = (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3])
-        .collect();
+        .collect::<Vec<u8>>()
+        .into();
 
     let tcp = tcp_copy(&bytes)?;
-    let swarm = swarm_copy(&bytes)?;
+    let swarm = swarm_copy(bytes)?;
     let mb = len as f64 / 1e6;
     println!("| path ({mib} MiB) | seconds | MB/s | vs TCP |");
     println!("|---|---|---|---|");
@@ -51,7 +52,23 @@ fn run(mib: usize) -> anyhow::Result<()> {
         mb / swarm.as_secs_f64(),
         tcp.as_secs_f64() / swarm.as_secs_f64()
     );
+    // Both nodes live in this process: the sender's blob and the receiver's copy are
+    // each held once (about 2 × MIB); the stores stream to and from disk.
+    if let Some(peak) = peak_rss_mib() {
+        println!(
+            "\npeak resident memory of the process (both nodes): {peak} MiB = {:.2} × the blob",
+            peak as f64 / mib as f64
+        );
+    }
     Ok(())
+}
+
+/// The process's peak resident set (VmHWM) in MiB, where /proc says it.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 /// Seconds to send `bytes` through one loopback TCP connection and read them back.
@@ -82,7 +99,7 @@ fn tcp_copy(bytes: &[u8]) -> anyhow::Result<Duration> {
 }
 
 /// Seconds from publishing `bytes` on one node until the other holds them, checked.
-fn swarm_copy(bytes: &[u8]) -> anyhow::Result<Duration> {
+fn swarm_copy(bytes: bytes::Bytes) -> anyhow::Result<Duration> {
     let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
     let config = SwarmConfig {
         download_timeout: Duration::from_secs(600),

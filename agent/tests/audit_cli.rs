@@ -31,13 +31,15 @@ fn published_round(name: &str) -> (PathBuf, Hash32, Hash32, Hash32) {
     let base = Checkpoint::from_model(&model).unwrap();
     let peers = SharedDir::new(dir.join("shared"));
     peers
-        .publish_checkpoint(base.hash().unwrap(), &base.to_bytes().unwrap())
+        .publish_checkpoint(base.hash().unwrap(), base.to_bytes().unwrap().into())
         .unwrap();
     let mut blobs = Vec::new();
     for k in 0..2 {
         let mut w = WorkerState::new(base.params.len());
         let work = train_local(cfg, &corpus, &model, &base, FIRST_ROUND, k, &mut w).unwrap();
-        peers.publish_blob(FIRST_ROUND, &work.blob_bytes).unwrap();
+        peers
+            .publish_blob(FIRST_ROUND, work.blob_bytes.clone().into())
+            .unwrap();
         blobs.push(PeerBlob {
             peer: k.to_string(),
             bytes: work.blob_bytes.into(),

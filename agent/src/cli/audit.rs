@@ -217,13 +217,13 @@ fn from_swarm(args: &AuditArgs, spec: &RunSpec, view: &ChainView) -> Result<Audi
         .with_context(|| format!("auditing round {round}"))?;
     if let Some(dir) = &args.save {
         let keep = SharedDir::new(dir);
-        keep.publish_checkpoint(expected.base, &base_bytes)?;
+        keep.publish_checkpoint(expected.base, base_bytes.into())?;
         for b in &blobs {
-            keep.publish_blob(round, &b.bytes)?;
+            keep.publish_blob(round, b.bytes.clone())?;
         }
         if report.passed() {
             let agg = aggregate(spec.config(), round, &base, &blobs)?;
-            keep.publish_checkpoint(agg.hash, &agg.checkpoint.to_bytes()?)?;
+            keep.publish_checkpoint(agg.hash, agg.checkpoint.to_bytes()?.into())?;
         }
     }
     Ok(report)

@@ -214,6 +214,8 @@ pub struct Provider<C: RunChain, P: Peers> {
     gather_deadline: Option<(u64, Instant)>,
     /// The round whose receipt this process has (re)posted.
     posted: Option<u64>,
+    /// The round whose blob this process has served to the peers.
+    served: Option<u64>,
     options: ProviderOptions,
 }
 
@@ -305,6 +307,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             base: None,
             gather_deadline: None,
             posted: None,
+            served: None,
             options,
         })
     }

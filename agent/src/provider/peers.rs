@@ -17,6 +17,7 @@
 use crate::provider::chain::ProviderInfo;
 use crate::provider::durable::{PARTIAL_SUFFIX, write_atomic};
 use crate::round::PeerBlob;
+use bytes::Bytes;
 use crowdtrain_protocol::{Hash32, sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,8 +40,10 @@ pub enum PeersError {
 
 /// Content-addressed exchange of blobs and checkpoints with the run's other providers.
 pub trait Peers {
-    /// Serves this provider's blob of `round` to the others; returns its hash.
-    fn publish_blob(&self, round: u64, bytes: &[u8]) -> Result<Hash32, PeersError>;
+    /// Serves this provider's blob of `round` to the others; returns its hash. The bytes
+    /// are handed over, not copied: a large blob is held once in memory, however the
+    /// peers keep it.
+    fn publish_blob(&self, round: u64, bytes: Bytes) -> Result<Hash32, PeersError>;
 
     /// The blobs of `round` that have arrived so far, own included, in no set order.
     /// `providers` says whom to ask.
@@ -51,7 +54,7 @@ pub trait Peers {
     ) -> Result<Vec<PeerBlob>, PeersError>;
 
     /// Serves a canonical checkpoint file under its hash.
-    fn publish_checkpoint(&self, hash: Hash32, bytes: &[u8]) -> Result<(), PeersError>;
+    fn publish_checkpoint(&self, hash: Hash32, bytes: Bytes) -> Result<(), PeersError>;
 
     /// A checkpoint's bytes if a peer has them. Unverified: the caller checks the hash.
     fn fetch_checkpoint(
@@ -62,13 +65,13 @@ pub trait Peers {
 }
 
 impl<T: Peers + ?Sized> Peers for &T {
-    fn publish_blob(&self, round: u64, bytes: &[u8]) -> Result<Hash32, PeersError> {
+    fn publish_blob(&self, round: u64, bytes: Bytes) -> Result<Hash32, PeersError> {
         (**self).publish_blob(round, bytes)
     }
     fn round_blobs(&self, round: u64, p: &[ProviderInfo]) -> Result<Vec<PeerBlob>, PeersError> {
         (**self).round_blobs(round, p)
     }
-    fn publish_checkpoint(&self, hash: Hash32, bytes: &[u8]) -> Result<(), PeersError> {
+    fn publish_checkpoint(&self, hash: Hash32, bytes: Bytes) -> Result<(), PeersError> {
         (**self).publish_checkpoint(hash, bytes)
     }
     fn fetch_checkpoint(
@@ -167,16 +170,16 @@ fn store(dir: &Path, ext: &str, bytes: &[u8]) -> Result<Hash32, PeersError> {
 }
 
 impl Peers for SharedDir {
-    fn publish_blob(&self, round: u64, bytes: &[u8]) -> Result<Hash32, PeersError> {
-        store(&self.round_dir(round), ".blob", bytes)
+    fn publish_blob(&self, round: u64, bytes: Bytes) -> Result<Hash32, PeersError> {
+        store(&self.round_dir(round), ".blob", &bytes)
     }
 
     fn round_blobs(&self, round: u64, _: &[ProviderInfo]) -> Result<Vec<PeerBlob>, PeersError> {
         read_blob_dir(&self.round_dir(round))
     }
 
-    fn publish_checkpoint(&self, hash: Hash32, bytes: &[u8]) -> Result<(), PeersError> {
-        let stored = store(&self.checkpoint_dir(), ".safetensors", bytes)?;
+    fn publish_checkpoint(&self, hash: Hash32, bytes: Bytes) -> Result<(), PeersError> {
+        let stored = store(&self.checkpoint_dir(), ".safetensors", &bytes)?;
         debug_assert_eq!(stored, hash, "checkpoint published under another hash");
         Ok(())
     }
@@ -203,10 +206,22 @@ mod tests {
     fn blobs_are_stored_by_hash_and_a_tampered_one_is_ignored() {
         let root = std::env::temp_dir().join(format!("ct-peers-{}", std::process::id()));
         let peers = SharedDir::new(&root);
-        let a = peers.publish_blob(2, b"blob a").unwrap();
-        let b = peers.publish_blob(2, b"blob b").unwrap();
-        assert_eq!(peers.publish_blob(2, b"blob a").unwrap(), a, "idempotent");
-        peers.publish_blob(3, b"other round").unwrap();
+        let a = peers
+            .publish_blob(2, Bytes::from_static(b"blob a"))
+            .unwrap();
+        let b = peers
+            .publish_blob(2, Bytes::from_static(b"blob b"))
+            .unwrap();
+        assert_eq!(
+            peers
+                .publish_blob(2, Bytes::from_static(b"blob a"))
+                .unwrap(),
+            a,
+            "idempotent"
+        );
+        peers
+            .publish_blob(3, Bytes::from_static(b"other round"))
+            .unwrap();
         let mut got: Vec<Hash32> = peers
             .round_blobs(2, &[])
             .unwrap()
@@ -221,7 +236,9 @@ mod tests {
         fs::write(peers.round_dir(2).join(format!("{a}.blob")), b"evil").unwrap();
         assert_eq!(peers.round_blobs(2, &[]).unwrap().len(), 1);
         assert!(peers.round_blobs(9, &[]).unwrap().is_empty());
-        peers.publish_checkpoint(sha256(b"ck"), b"ck").unwrap();
+        peers
+            .publish_checkpoint(sha256(b"ck"), Bytes::from_static(b"ck"))
+            .unwrap();
         assert_eq!(
             peers.fetch_checkpoint(sha256(b"ck"), &[]).unwrap().unwrap(),
             b"ck"

@@ -106,12 +106,14 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
         };
         self.commit(next)?;
         self.worker = worker;
-        self.peers.publish_blob(round, &local.blob_bytes)?;
+        let blob_bytes = local.blob_bytes.len();
+        self.peers.publish_blob(round, local.blob_bytes.into())?;
+        self.served = Some(round);
         tracing::info!(round, %blob, loss_end = local.loss_end, "trained");
         Ok(Progress::Trained {
             round,
             blob,
-            blob_bytes: local.blob_bytes.len(),
+            blob_bytes,
             tokens: local.tokens,
             loss: (local.loss_start, local.loss_end),
         })
@@ -143,8 +145,12 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
                 "round {round} was finalized without this provider"
             )));
         }
-        let own = self.dir.load_blob(work.blob)?;
-        self.peers.publish_blob(round, &own)?;
+        if self.served != Some(round) {
+            // Trained before a restart (or publishing failed): served once per process.
+            let own = self.dir.load_blob(work.blob)?;
+            self.peers.publish_blob(round, own.into())?;
+            self.served = Some(round);
+        }
         let providers = self.chain.providers()?;
         let expected = providers.iter().filter(|p| p.active).count();
         let blobs = self.peers.round_blobs(round, &providers)?;
@@ -175,7 +181,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
         }
         let bytes = agg.checkpoint.to_bytes()?;
         self.dir.save_checkpoint_bytes(&bytes)?;
-        self.peers.publish_checkpoint(agg.hash, &bytes)?;
+        self.peers.publish_checkpoint(agg.hash, bytes.into())?;
         let result = RoundResult {
             round,
             base_checkpoint: open.base.hash,
@@ -375,7 +381,7 @@ impl<C: RunChain, P: Peers> Provider<C, P> {
             if crowdtrain_protocol::sha256(&bytes) == want.hash {
                 // Serve it too: auditors and late joiners fetch checkpoint 0 from peers.
                 self.dir.save_checkpoint_bytes(&bytes)?;
-                self.peers.publish_checkpoint(want.hash, &bytes)?;
+                self.peers.publish_checkpoint(want.hash, bytes.into())?;
                 found = Some(seeded);
             }
         }

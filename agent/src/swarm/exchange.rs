@@ -10,14 +10,15 @@ use crate::provider::chain::ProviderInfo;
 use crate::provider::peers::{Peers, PeersError};
 use crate::round::PeerBlob;
 use crate::swarm::announce::{Announcement, Kind};
+use bytes::Bytes;
 use crowdtrain_protocol::{Hash32, sha256};
 use iroh::EndpointId;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl Peers for Swarm {
-    fn publish_blob(&self, round: u64, bytes: &[u8]) -> Result<Hash32, PeersError> {
-        let sha = sha256(bytes);
-        let blake3 = self.add(&format!("{OWN}{}{sha}", round_tag(round)), bytes)?;
+    fn publish_blob(&self, round: u64, bytes: Bytes) -> Result<Hash32, PeersError> {
+        let sha = sha256(&bytes);
+        let blake3 = self.add(&format!("{OWN}{}{sha}", round_tag(round)), bytes.clone())?;
         self.announce(Announcement {
             kind: Kind::Blob,
             round,
@@ -27,10 +28,10 @@ impl Peers for Swarm {
             seq: 0,
             author: self.id(),
         });
-        self.fetched.lock().expect("fetched lock").insert(
-            (round, self.id()),
-            Fetch::Done(bytes::Bytes::copy_from_slice(bytes)),
-        );
+        self.fetched
+            .lock()
+            .expect("fetched lock")
+            .insert((round, self.id()), Fetch::Done(bytes));
         self.forget_before(round);
         Ok(sha)
     }
@@ -102,14 +103,15 @@ impl Peers for Swarm {
         Ok(out)
     }
 
-    fn publish_checkpoint(&self, hash: Hash32, bytes: &[u8]) -> Result<(), PeersError> {
+    fn publish_checkpoint(&self, hash: Hash32, bytes: Bytes) -> Result<(), PeersError> {
+        let len = bytes.len() as u64;
         let blake3 = self.add(&format!("{OWN}checkpoint/{hash}"), bytes)?;
         self.announce(Announcement {
             kind: Kind::Checkpoint,
             round: 0,
             sha256: hash,
             blake3,
-            len: bytes.len() as u64,
+            len,
             seq: 0,
             author: self.id(),
         });
@@ -166,7 +168,8 @@ impl Peers for Swarm {
                 Err(_) => Ok(None),
             }
         })?;
-        // The caller checks the sha256; unverified bytes are never used.
-        Ok(bytes.map(|b| b.to_vec()))
+        // The caller checks the sha256; unverified bytes are never used. (A Vec without a
+        // copy where the store's bytes are not shared.)
+        Ok(bytes.map(Vec::from))
     }
 }

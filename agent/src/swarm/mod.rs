@@ -366,10 +366,11 @@ impl Swarm {
         });
     }
 
-    /// Adds `bytes` to the store under tag `tag`; returns its BLAKE3.
-    fn add(&self, tag: &str, bytes: &[u8]) -> Result<iroh_blobs::Hash, PeersError> {
+    /// Adds `bytes` to the store (on disk) under tag `tag`; returns its BLAKE3. The
+    /// store reads the caller's bytes; it does not copy them in memory.
+    fn add(&self, tag: &str, bytes: bytes::Bytes) -> Result<iroh_blobs::Hash, PeersError> {
         let store = self.store.clone();
-        let (tag, bytes) = (tag.to_string(), bytes.to_vec());
+        let tag = tag.to_string();
         let added = self
             .rt
             .block_on(async move { store.add_bytes(bytes).with_named_tag(tag).await })

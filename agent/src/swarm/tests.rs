@@ -6,6 +6,7 @@ use super::announce::Kind;
 use super::*;
 use crate::provider::peers::Peers;
 use crate::round::PeerBlob;
+use bytes::Bytes;
 use std::time::Instant;
 
 const RUN: &str = "swarm.test.near";
@@ -79,7 +80,7 @@ fn three_nodes_exchange_blobs_and_a_late_joiner_gets_the_checkpoint() {
         .collect();
     let mut want = BTreeSet::new();
     for ((_, s), p) in nodes.iter().zip(&payloads) {
-        want.insert(s.publish_blob(1, p).unwrap());
+        want.insert(s.publish_blob(1, p.clone().into()).unwrap());
     }
     for (name, s) in nodes {
         let got = wait_for(30, &format!("{name}'s three blobs"), || {
@@ -100,7 +101,8 @@ fn three_nodes_exchange_blobs_and_a_late_joiner_gets_the_checkpoint() {
     // announcement is repeated) and fetches it.
     let checkpoint: Vec<u8> = (0..300_000u32).map(|j| (j % 251) as u8).collect();
     let hash = sha256(&checkpoint);
-    b.publish_checkpoint(hash, &checkpoint).unwrap();
+    b.publish_checkpoint(hash, checkpoint.clone().into())
+        .unwrap();
     let (_d_dir, d) = open(4, &providers);
     let mut with_d = nodes.to_vec();
     with_d.push(("d", &d));
@@ -135,10 +137,12 @@ fn liars_silent_peers_and_equivocators_are_left_out_without_waiting() {
         s.meet(&providers);
     }
     let good = honest
-        .publish_blob(1, b"an honest pseudo-gradient")
+        .publish_blob(1, Bytes::from_static(b"an honest pseudo-gradient"))
         .unwrap();
     // The liar serves bytes whose sha256 is not the one it announces.
-    let served = liar.add("round-1/x", b"what the liar serves").unwrap();
+    let served = liar
+        .add("round-1/x", Bytes::from_static(b"what the liar serves"))
+        .unwrap();
     liar.announce(Announcement {
         kind: Kind::Blob,
         round: 1,
@@ -165,7 +169,9 @@ fn liars_silent_peers_and_equivocators_are_left_out_without_waiting() {
             kind: Kind::Blob,
             round: 1,
             sha256: sha256(v),
-            blake3: twofaced.add(&format!("round-1/{}", sha256(v)), v).unwrap(),
+            blake3: twofaced
+                .add(&format!("round-1/{}", sha256(v)), Bytes::copy_from_slice(v))
+                .unwrap(),
             len: v.len() as u64,
             seq: 0,
             author: twofaced.id(),
@@ -227,10 +233,10 @@ fn a_node_that_joins_after_many_rounds_hears_every_kept_blob() {
     }
     for round in 1..=8u64 {
         for (name, s) in &named {
-            s.publish_blob(round, format!("{name} round {round}").as_bytes())
+            s.publish_blob(round, format!("{name} round {round}").into_bytes().into())
                 .unwrap();
             let ck = format!("checkpoint {round}");
-            s.publish_checkpoint(sha256(ck.as_bytes()), ck.as_bytes())
+            s.publish_checkpoint(sha256(ck.as_bytes()), ck.into_bytes().into())
                 .unwrap();
         }
     }
@@ -270,9 +276,12 @@ fn a_provider_answers_directly_for_its_own_announcements_only() {
     let (_b_dir, b) = open(32, &[]);
     let providers = registered(&[("a", &a), ("b", &b)]);
     b.meet(&providers);
-    let sha = a.publish_blob(3, b"a's blob of round 3").unwrap();
+    let sha = a
+        .publish_blob(3, Bytes::from_static(b"a's blob of round 3"))
+        .unwrap();
     let checkpoint = sha256(b"a checkpoint");
-    a.publish_checkpoint(checkpoint, b"a checkpoint").unwrap();
+    a.publish_checkpoint(checkpoint, Bytes::from_static(b"a checkpoint"))
+        .unwrap();
     let endpoint = b.router.as_ref().unwrap().endpoint().clone();
     let ask = |q| b.rt.block_on(ask::ask(&endpoint, a.id(), q, RUN)).unwrap();
     let blobs = ask(Question::Blobs(3));
@@ -306,11 +315,14 @@ fn a_restarted_node_still_announces_what_it_published() {
     };
     let first = reopen();
     let sha = first
-        .publish_blob(2, b"published before the restart")
+        .publish_blob(2, Bytes::from_static(b"published before the restart"))
         .unwrap();
     let checkpoint = sha256(b"a checkpoint before the restart");
     first
-        .publish_checkpoint(checkpoint, b"a checkpoint before the restart")
+        .publish_checkpoint(
+            checkpoint,
+            Bytes::from_static(b"a checkpoint before the restart"),
+        )
         .unwrap();
     drop(first);
     let again = reopen();
@@ -360,8 +372,8 @@ fn a_blob_announced_larger_than_the_run_allows_is_never_fetched() {
         ("honest", &honest),
     ]);
     observer.meet(&providers);
-    flooder.publish_blob(1, &[7u8; 2_000]).unwrap();
-    let small = honest.publish_blob(1, &[9u8; 500]).unwrap();
+    flooder.publish_blob(1, vec![7u8; 2_000].into()).unwrap();
+    let small = honest.publish_blob(1, vec![9u8; 500].into()).unwrap();
     let got = wait_for(20, "the honest blob", || {
         let blobs = observer.round_blobs(1, &providers).unwrap();
         (!blobs.is_empty()).then_some(blobs)
@@ -394,7 +406,7 @@ fn a_peer_that_serves_a_longer_blob_than_it_announced_cannot_fill_the_disk() {
     flooder.meet(&providers);
     // 1 MiB behind an announcement of 500 bytes (under any cap).
     let big = vec![3u8; 1 << 20];
-    let served = flooder.add("round-1/big", &big).unwrap();
+    let served = flooder.add("round-1/big", big.clone().into()).unwrap();
     flooder.announce(Announcement {
         kind: Kind::Blob,
         round: 1,

@@ -82,7 +82,7 @@ async fn mallory_round(
     } else {
         work.blob_bytes.clone()
     };
-    peers.publish_blob(round, &bytes).unwrap();
+    peers.publish_blob(round, bytes.clone().into()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     let blobs = loop {
         let blobs = peers.round_blobs(round, &[]).unwrap();
@@ -252,8 +252,12 @@ async fn a_replay_audit_passes_honest_providers_and_disputes_one_who_sent_noise(
     let deadline = Instant::now() + Duration::from_secs(600);
     let (a_ok, a_out, a_err) = a.finish(deadline);
     let (b_ok, b_out, b_err) = b.finish(deadline);
-    assert!(a_ok, "alice's join failed:\n{a_out}\n{a_err}");
-    assert!(b_ok, "bob's join failed:\n{b_out}\n{b_err}");
+    assert!(
+        a_ok && b_ok,
+        "alice's join {}:\n{a_out}\n{a_err}\nbob's join {}:\n{b_out}\n{b_err}",
+        if a_ok { "passed" } else { "failed" },
+        if b_ok { "passed" } else { "failed" },
+    );
     assert_eq!(finalized(&a_out, 2), finalized(&b_out, 2));
 
     let replay = |who: &str, round: u64, extra: &[&str]| {
