@@ -5,7 +5,7 @@
 
 use super::ask::Question;
 use super::tags::{OWN, round_tag};
-use super::{Fetch, RETRY, Swarm, unavailable};
+use super::{Fetch, RETRY, Swarm, read_whole, unavailable};
 use crate::provider::chain::ProviderInfo;
 use crate::provider::peers::{Peers, PeersError};
 use crate::round::PeerBlob;
@@ -160,7 +160,7 @@ impl Peers for Swarm {
                 .await
                 .map_err(unavailable)?;
             match tokio::time::timeout(timeout, downloader.download(blake3, from)).await {
-                Ok(Ok(())) => store.get_bytes(blake3).await.map(Some).map_err(unavailable),
+                Ok(Ok(())) => read_whole(&store, blake3).await.map(Some),
                 Ok(Err(e)) => {
                     tracing::info!(%e, "checkpoint not fetched yet");
                     Ok(None)
@@ -168,8 +168,8 @@ impl Peers for Swarm {
                 Err(_) => Ok(None),
             }
         })?;
-        // The caller checks the sha256; unverified bytes are never used. (A Vec without a
-        // copy where the store's bytes are not shared.)
+        // The caller checks the sha256; unverified bytes are never used. (The buffer is
+        // not shared, so it becomes a Vec without a copy.)
         Ok(bytes.map(Vec::from))
     }
 }

@@ -459,7 +459,7 @@ impl Swarm {
                 }
                 // A blob longer than announced stays partial here: reading it fails
                 // and it is tried again (at no cost: what was asked for is held).
-                store.get_bytes(a.blake3).await.map_err(unavailable)
+                read_whole(&store, a.blake3).await
             }
             .await;
             let state = match got {
@@ -478,6 +478,19 @@ impl Swarm {
             fetched.lock().expect("fetched lock").insert((a.round, a.author), state);
         });
     }
+}
+
+/// The whole blob `hash` from the store, read into one buffer as it streams off disk
+/// (iroh-blobs' `get_bytes` gathers every chunk before it joins them: twice the blob in
+/// memory). Fails unless the store holds all of it.
+async fn read_whole(store: &FsStore, hash: iroh_blobs::Hash) -> Result<bytes::Bytes, PeersError> {
+    let bytes = store
+        .blobs()
+        .export_bao(hash, ChunkRanges::all())
+        .data_to_vec()
+        .await
+        .map_err(unavailable)?;
+    Ok(bytes.into())
 }
 
 /// Sends this node's newest announcements again, every `every`, with fresh sequence
