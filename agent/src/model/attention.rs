@@ -51,8 +51,34 @@ impl Head {
     }
 }
 
+/// Lanes of [`dot`]'s partial sums.
+const LANES: usize = 8;
+
+/// `Σ a·b`, in [`LANES`] partial sums added in a fixed order at the end: the compiler
+/// turns this into SIMD (a single running sum it may not reorder, so it stays scalar),
+/// and the bits are the same on every run and thread count.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let (a, b) = (&a[..a.len().min(b.len())], &b[..a.len().min(b.len())]);
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..LANES {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let pairs = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]) + tail
 }
 
 impl CausalAttention {
@@ -155,7 +181,7 @@ impl CustomOp1 for CausalAttention {
                                     *a += pj * b;
                                 }
                             }
-                            let s: f32 = p.iter().zip(&ds).map(|(a, b)| a * b).sum();
+                            let s = dot(&p, &ds);
                             let q = h.q(x, i);
                             for (j, (&pj, dsj)) in p.iter().zip(ds.iter_mut()).enumerate() {
                                 *dsj = pj * (*dsj - s) * scale;
@@ -184,5 +210,25 @@ impl CustomOp1 for CausalAttention {
             })
         })??;
         Ok(Some(Tensor::from_vec(dx, qkv.shape(), qkv.device())?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot;
+
+    #[test]
+    fn the_lane_wise_dot_product_is_the_dot_product_at_every_length() {
+        for n in 0..40 {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos() - 0.2).collect();
+            let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let got = dot(&a, &b);
+            assert!(
+                (got as f64 - exact).abs() < 1e-5,
+                "n = {n}: {got} vs {exact}"
+            );
+            assert_eq!(got.to_bits(), dot(&a, &b).to_bits());
+        }
     }
 }
