@@ -57,7 +57,8 @@ agent-bench-torch: $(AGENT_TORCH_STAMP)
 	$(AGENT_BENCH_VENV)/bin/python agent/bench/compare.py \
 		--throughput target/release/examples/throughput --corpus agent/data/kjv.txt.gz
 
-# `cargo check --features cuda` on a machine without a GPU or system CUDA: candle's
+# `cargo check --features cuda` (part of `make test`) on a machine without a GPU or
+# system CUDA: candle's
 # CUDA kernels are compiled to PTX by nvcc from PyPI's CUDA 13 wheels, installed with
 # `pip --target` under target/ (never system-wide), into a separate target dir so the
 # normal build stays warm. It checks, not links: the wheels have no libcuda stub.
@@ -101,5 +102,6 @@ agent-bench-swarm:
 	SWARM_BENCH_MIB=$(SWARM_BENCH_MIB) cargo test -q --workspace --example swarm_bench -- --ignored --nocapture
 
 PREPARE += agent-font agent-py-safetensors
+CHECKS += agent-cuda-check
 BENCHES += agent-bench agent-bench-swarm
 DEMOS += agent-demo

@@ -15,7 +15,7 @@ use crate::outer::nesterov_step;
 use crate::seeds::{Purpose, derive_seed};
 use crate::train::train_step;
 use crate::{Error, Result};
-use crowdtrain_kernels::{ErrorFeedback, QuantizedBlob, dequantize_accumulate_all};
+use crowdtrain_kernels::{Backend, ErrorFeedback, QuantizedBlob, dequantize_accumulate_all};
 use crowdtrain_protocol::{Hash32, Receipt, blob_set_digest, sha256};
 
 /// A round's starting checkpoint with its hash, computed once and shared by every
@@ -93,6 +93,21 @@ pub fn train_local(
     train_local_at(run, corpus, model, &base, round, provider, worker)
 }
 
+/// Where pseudo-gradients are quantized: our CUDA kernels when the model trains on a
+/// GPU (compiled once per process; the CPU if they cannot start), else the CPU. Every
+/// backend writes the same bytes, so this never changes a blob.
+fn quantizer(device: &candle_core::Device) -> &'static Backend {
+    static CPU: Backend = Backend::Cpu;
+    #[cfg(feature = "cuda")]
+    if device.is_cuda() {
+        static GPU: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+        return GPU.get_or_init(Backend::detect);
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = device;
+    &CPU
+}
+
 /// [`train_local`] from a base whose hash is already known.
 pub fn train_local_at(
     run: &RunConfig,
@@ -123,7 +138,9 @@ pub fn train_local_at(
     let end = model.flat()?;
     let delta: Vec<f32> = base.params.iter().zip(&end).map(|(s, e)| s - e).collect();
     let seed = derive_seed(Purpose::Quant, &run.run_id, round, provider);
-    let blob = worker.feedback.compress(&delta, run.quant, seed)?;
+    let blob = worker
+        .feedback
+        .compress_on(quantizer(model.device()), &delta, run.quant, seed)?;
     let blob_bytes = blob.to_bytes();
     tracing::debug!(
         round,

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use crate::block::Op;
-use crate::{KernelError, QuantConfig, QuantizedBlob, cpu};
+use crate::{Backend, KernelError, QuantConfig, QuantizedBlob, cpu};
 
 /// Error feedback kept by a sender between rounds: the residual not yet sent.
 ///
@@ -36,6 +36,18 @@ impl ErrorFeedback {
         cfg: QuantConfig,
         seed: u64,
     ) -> Result<QuantizedBlob, KernelError> {
+        self.compress_on(&Backend::Cpu, delta, cfg, seed)
+    }
+
+    /// [`Self::compress`] with the quantization on `backend` (a GPU's kernels give the
+    /// CPU's bytes, so the blob and the residual are the same on either).
+    pub fn compress_on(
+        &mut self,
+        backend: &Backend,
+        delta: &[f32],
+        cfg: QuantConfig,
+        seed: u64,
+    ) -> Result<QuantizedBlob, KernelError> {
         if delta.len() != self.residual.len() {
             return Err(KernelError::LengthMismatch {
                 expected: self.residual.len(),
@@ -57,7 +69,7 @@ impl ErrorFeedback {
                 .zip(&self.residual)
                 .for_each(sum);
         }
-        let blob = cpu::quantize(&input, cfg, seed)?;
+        let blob = backend.quantize(&input, cfg, seed)?;
         // What was not sent: input − q·scale, rounded once, in place.
         cpu::for_each_chunk(&blob, &mut input, Op::Subtract);
         self.residual = input;

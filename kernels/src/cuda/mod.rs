@@ -30,8 +30,7 @@ pub const SOURCES: &[(&str, &str, &[&str])] = &[
 
 /// Why the CUDA path cannot be used here, or `None` when a GPU and NVRTC are present.
 pub fn unavailable_reason() -> Option<String> {
-    // SAFETY: only tries to dlopen the libraries, calling nothing in them.
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+    if !loads(&["libcuda.so.1", "libcuda.so"]) {
         return Some("no CUDA driver library (libcuda.so) on this machine".into());
     }
     if !nvrtc_present() {
@@ -46,8 +45,18 @@ pub fn unavailable_reason() -> Option<String> {
 
 /// True when libnvrtc can be loaded.
 pub fn nvrtc_present() -> bool {
-    // SAFETY: only tries to dlopen the library.
-    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+    loads(&["libnvrtc.so.12", "libnvrtc.so.13", "libnvrtc.so"])
+}
+
+/// True when one of these libraries can be opened. Asked of the dynamic loader, not
+/// of cudarc: cudarc's own probe exists only with its dynamic-loading feature, and a
+/// build with candle's CUDA backend links cudarc dynamically instead.
+fn loads(names: &[&str]) -> bool {
+    names.iter().any(|name| {
+        // SAFETY: opening a system CUDA library runs only its initialisers, which is
+        // what cudarc does before any call into it.
+        unsafe { libloading::Library::new(*name) }.is_ok()
+    })
 }
 
 /// Compiles one kernel source to PTX for `compute_<arch>` (e.g. "80") with the options
