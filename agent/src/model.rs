@@ -4,18 +4,26 @@
 //!
 //! The layers are typed structs built once from the named parameters (as
 //! candle-transformers' llama.rs does), and activations stay `[batch·seq, width]` so
-//! each linear layer is one GEMM forward and one per gradient. On the CPU the norm,
-//! causal attention, GELU and the loss are fused kernels with their own backward
-//! ([`ops`], [`attention`]); elsewhere (CUDA) they are built from gradient-safe primitive candle ops
-//! (the fused norm/softmax kernels of candle 0.11.1 return no gradient).
+//! each linear layer is one GEMM forward and one per gradient. On the CPU the linear
+//! layers, norm, causal attention, GELU and the loss are fused kernels with their own
+//! backward ([`linear`], [`ops`], [`attention`]), and a training step runs them by hand
+//! ([`step`]) instead of through candle's autograd; elsewhere (CUDA) they are built from
+//! gradient-safe primitive candle ops (the fused norm/softmax kernels of candle 0.11.1
+//! return no gradient) and candle's autograd.
 
 mod attention;
+mod fastmath;
 mod generate;
+mod linear;
+mod matmul;
 mod ops;
+mod step;
 
 use crate::config::ModelConfig;
+use crate::data::Batch;
 use crate::seeds::rng;
 use crate::{Error, Result};
+use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
 use rand_distr::{Distribution, Normal};
 use std::collections::BTreeMap;
@@ -146,6 +154,18 @@ impl Gpt {
         Ok(candle_nn::loss::cross_entropy(&logits, &targets)?)
     }
 
+    /// The batch's mean next-token cross-entropy and every parameter's gradient of it:
+    /// on the CPU by the hand-written step ([`step`]), elsewhere by candle's autograd.
+    pub fn loss_and_grads(&self, batch: &Batch) -> Result<(f32, GradStore)> {
+        if self.fused {
+            return self.cpu_loss_and_grads(batch);
+        }
+        let (x, y) = batch.to_tensors(&self.device)?;
+        let loss = self.loss(&x, &y)?;
+        let grads = loss.backward()?;
+        Ok((loss.to_scalar::<f32>()?, grads))
+    }
+
     /// Logits `[batch·seq, vocab]`.
     fn logits(&self, idx: &Tensor) -> Result<Tensor> {
         let (b, t) = idx.dims2()?;
@@ -173,6 +193,9 @@ impl Gpt {
         }
         let x = self.ln_f.forward(&x, ctx.fused)?;
         // Tied head: logits = x · wteᵀ.
+        if ctx.fused {
+            return Ok(x.apply_op2(&self.wte, linear::MatmulT)?);
+        }
         Ok(x.matmul(&self.wte.t()?)?)
     }
 
@@ -208,7 +231,12 @@ impl Linear {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, fused: bool) -> candle_core::Result<Tensor> {
+        if fused {
+            return x
+                .contiguous()?
+                .apply_op3(&self.weight, &self.bias, linear::Linear);
+        }
         x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
     }
 }
@@ -254,14 +282,14 @@ impl Attention {
         let (b, t) = (ctx.b, ctx.t);
         let c = x.dim(1)?;
         let (nh, hd) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(x)?;
+        let qkv = self.c_attn.forward(x, ctx.fused)?;
         if ctx.fused {
             let op = attention::CausalAttention {
                 batch: b,
                 seq: t,
                 n_head: nh,
             };
-            return self.c_proj.forward(&qkv.contiguous()?.apply_op1(op)?);
+            return self.c_proj.forward(&qkv.contiguous()?.apply_op1(op)?, true);
         }
         let qkv = qkv.reshape((b, t, 3, nh, hd))?;
         // [b, nh, t, hd] per head group.
@@ -271,7 +299,7 @@ impl Attention {
         let scale = 1.0 / (hd as f64).sqrt();
         let att = candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(&ctx.mask)?, D::Minus1)?;
         let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, c))?;
-        self.c_proj.forward(&y)
+        self.c_proj.forward(&y, false)
     }
 }
 
@@ -283,13 +311,13 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor, fused: bool) -> candle_core::Result<Tensor> {
-        let h = self.c_fc.forward(x)?;
+        let h = self.c_fc.forward(x, fused)?;
         let h = if fused {
             h.apply_op1(ops::Gelu)?
         } else {
             h.gelu_erf()?
         };
-        self.c_proj.forward(&h)
+        self.c_proj.forward(&h, fused)
     }
 }
 
@@ -405,19 +433,18 @@ mod tests {
     fn every_parameter_gets_a_gradient(model: &Gpt) {
         let cfg = *model.config();
         assert_eq!(model.flat().unwrap().len(), cfg.param_count());
-        let tokens: Vec<u32> = (0..2 * 16).map(|i| (i * 37 % 256) as u32).collect();
-        let x = Tensor::from_slice(&tokens[..], (2, 16), &Device::Cpu).unwrap();
-        let y = Tensor::from_slice(
-            &tokens.iter().map(|t| (t + 1) % 256).collect::<Vec<_>>()[..],
-            (2, 16),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let loss = model.loss(&x, &y).unwrap();
-        let l = loss.to_scalar::<f32>().unwrap();
+        let inputs: Vec<u32> = (0..2 * 16).map(|i| (i * 37 % 256) as u32).collect();
+        let targets = inputs.iter().map(|t| (t + 1) % 256).collect();
+        let batch = Batch {
+            batch: 2,
+            seq_len: 16,
+            inputs,
+            targets,
+        };
+        // The training step's own path: by hand on the CPU, autograd on primitive ops.
+        let (l, grads) = model.loss_and_grads(&batch).unwrap();
         // A fresh model is near uniform over 256 bytes: ln 256 ≈ 5.55.
         assert!((l - 256f32.ln()).abs() < 0.3, "initial loss {l}");
-        let grads = loss.backward().unwrap();
         for (name, var) in model.params() {
             let g = grads
                 .get(var.as_tensor())
@@ -436,23 +463,60 @@ mod tests {
         }
     }
 
-    /// Loss and every gradient of `model` on a fixed batch.
-    fn loss_and_grads(model: &Gpt) -> (f32, Vec<(String, Vec<f32>)>) {
-        let tokens: Vec<u32> = (0..3 * 20).map(|i| (i * 53 % 256) as u32).collect();
-        let targets: Vec<u32> = tokens.iter().map(|t| (t * 7 + 3) % 256).collect();
-        let x = Tensor::from_slice(&tokens[..], (3, 20), &Device::Cpu).unwrap();
-        let y = Tensor::from_slice(&targets[..], (3, 20), &Device::Cpu).unwrap();
-        let loss = model.loss(&x, &y).unwrap();
-        let grads = loss.backward().unwrap();
-        let by_name = model
+    /// A fixed 3×20 batch.
+    fn fixed_batch() -> Batch {
+        let inputs: Vec<u32> = (0..3 * 20).map(|i| (i * 53 % 256) as u32).collect();
+        let targets = inputs.iter().map(|t| (t * 7 + 3) % 256).collect();
+        Batch {
+            batch: 3,
+            seq_len: 20,
+            inputs,
+            targets,
+        }
+    }
+
+    /// Every gradient in `grads` of `model`'s parameters, by name.
+    fn by_name(model: &Gpt, grads: &GradStore) -> Vec<(String, Vec<f32>)> {
+        model
             .params()
             .iter()
             .map(|(name, var)| {
                 let g = grads.get(var.as_tensor()).expect("gradient");
                 (name.clone(), g.flatten_all().unwrap().to_vec1().unwrap())
             })
-            .collect();
-        (loss.to_scalar().unwrap(), by_name)
+            .collect()
+    }
+
+    /// Loss and every gradient of `model` on [`fixed_batch`], through candle's autograd
+    /// (of the fused ops on a CPU model, of primitive ops on one built with them).
+    fn loss_and_grads(model: &Gpt) -> (f32, Vec<(String, Vec<f32>)>) {
+        let (x, y) = fixed_batch().to_tensors(&Device::Cpu).unwrap();
+        let loss = model.loss(&x, &y).unwrap();
+        let grads = loss.backward().unwrap();
+        (loss.to_scalar().unwrap(), by_name(model, &grads))
+    }
+
+    /// The same through the training step's CPU path, the hand-written backward.
+    fn step_loss_and_grads(model: &Gpt) -> (f32, Vec<(String, Vec<f32>)>) {
+        let (loss, grads) = model.loss_and_grads(&fixed_batch()).unwrap();
+        (loss, by_name(model, &grads))
+    }
+
+    /// Panics unless the two losses and every pair of gradients agree up to rounding.
+    fn assert_same_model(
+        what: &str,
+        (la, ga): (f32, Vec<(String, Vec<f32>)>),
+        (lb, gb): (f32, Vec<(String, Vec<f32>)>),
+    ) {
+        assert!((la - lb).abs() < 1e-4, "{what}: loss {la} vs {lb}");
+        for ((name, a), (_, b)) in ga.iter().zip(&gb) {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                worst <= 1e-3 * scale + 1e-7,
+                "{what}: {name} gradients differ by {worst} (scale {scale})"
+            );
+        }
     }
 
     #[test]
@@ -474,17 +538,11 @@ mod tests {
         }
         primitive.set_flat(&fused.flat().unwrap()).unwrap();
         let (lf, gf) = loss_and_grads(&fused);
-        let (lp, gp) = loss_and_grads(&primitive);
         assert!(lf < l0, "a gradient step lowered the loss: {l0} -> {lf}");
-        assert!((lf - lp).abs() < 1e-4, "fused loss {lf}, primitive {lp}");
-        for ((name, a), (_, b)) in gf.iter().zip(&gp) {
-            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            assert!(
-                worst <= 1e-3 * scale + 1e-7,
-                "{name}: fused and primitive gradients differ by {worst} (scale {scale})"
-            );
-        }
+        let primitive = loss_and_grads(&primitive);
+        assert_same_model("fused ops", (lf, gf), primitive.clone());
+        // The training step's own backward, written by hand, is the same model too.
+        assert_same_model("hand-written step", step_loss_and_grads(&fused), primitive);
     }
 
     #[test]

@@ -16,11 +16,14 @@ pub fn train_step(
     step: u64,
     cfg: &InnerConfig,
 ) -> Result<f32> {
-    let (x, y) = batch.to_tensors(model.device())?;
-    let loss = model.loss(&x, &y)?;
-    let grads = loss.backward()?;
-    opt.step(model.params(), &grads, cfg.lr_at(step), cfg)?;
-    Ok(loss.to_scalar::<f32>()?)
+    // The whole step runs on one of rayon's threads, so each of its ~100 parallel
+    // loops starts there; called from outside the pool, every loop would hand its
+    // work over and put this thread to sleep until it is done.
+    rayon::scope(|_| {
+        let (loss, grads) = model.loss_and_grads(batch)?;
+        opt.step(model.params(), &grads, cfg.lr_at(step), cfg)?;
+        Ok(loss)
+    })
 }
 
 /// Mean loss over `batches` without updating anything.

@@ -3,10 +3,14 @@
 //! pair per task. As candle ops the same math is six large tensors per layer (head
 //! copies, scores, probabilities), each of which candle's backward zero-fills and
 //! accumulates into; here the probabilities are recomputed in the backward instead.
+//! Each head's products are small GEMMs on strided views of the fused rows: the
+//! scores `q·kᵀ` and `P·v` forward, `dP`, `dv`, `dq` and `dk` backward.
 //!
 //! Determinism: each (sequence, head) pair is computed by one task in a fixed order and
 //! written to its own slice of the result, so the bits do not depend on the threads.
 
+use super::fastmath;
+use super::matmul::{Threads, View, gemm};
 use super::ops::with_values;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -36,19 +40,15 @@ struct Head {
     dim: usize,
 }
 
-impl Head {
-    fn q<'a>(&self, x: &'a [f32], i: usize) -> &'a [f32] {
-        let o = self.row0 + i * self.stride + self.col;
-        &x[o..o + self.dim]
-    }
-    fn k<'a>(&self, x: &'a [f32], j: usize) -> &'a [f32] {
-        let o = self.row0 + j * self.stride + self.width + self.col;
-        &x[o..o + self.dim]
-    }
-    fn v<'a>(&self, x: &'a [f32], j: usize) -> &'a [f32] {
-        let o = self.row0 + j * self.stride + 2 * self.width + self.col;
-        &x[o..o + self.dim]
-    }
+/// Query rows per block of the causal products: each block multiplies only against
+/// the keys its rows can see, which skips most of the masked half.
+const BLOCK_ROWS: usize = 32;
+
+/// `(start, end)` of each block of [`BLOCK_ROWS`] rows in `0..t`.
+fn blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..t)
+        .step_by(BLOCK_ROWS)
+        .map(move |i0| (i0, (i0 + BLOCK_ROWS).min(t)))
 }
 
 /// Lanes of [`dot`]'s partial sums.
@@ -95,21 +95,149 @@ impl CausalAttention {
             .collect()
     }
 
-    /// Row `i`'s attention probabilities over tokens `0..=i` into `p`.
-    fn probabilities(&self, x: &[f32], h: &Head, i: usize, p: &mut Vec<f32>) {
-        let scale = 1.0 / (h.dim as f32).sqrt();
-        let q = h.q(x, i);
-        p.clear();
-        p.extend((0..=i).map(|j| dot(q, h.k(x, j)) * scale));
-        let max = p.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let mut sum = 0f32;
-        for v in p.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
+    /// `[batch·seq, width]`: every head's `softmax(q·kᵀ/√d, causal)·v` of the fused
+    /// `[batch·seq, 3·width]` rows `x`.
+    pub(super) fn forward(&self, x: &[f32], width: usize) -> Vec<f32> {
+        let t = self.seq;
+        let per_head: Vec<Vec<f32>> = self
+            .heads(width)
+            .par_iter()
+            .map(|h| {
+                let [q, k, v] = self.qkv(x, h);
+                let p = self.probabilities(q, k, h.dim);
+                // y = P·v, block by block of rows over the keys they see.
+                let mut y = vec![0f32; t * h.dim];
+                let p_view = View::rows(&p, t, t, t);
+                for (i0, i1) in blocks(t) {
+                    gemm(
+                        &mut y[i0 * h.dim..],
+                        h.dim,
+                        false,
+                        p_view.sub((i0, i1), (0, i1)),
+                        v.sub((0, i1), (0, h.dim)),
+                        1.0,
+                        Threads::One,
+                    );
+                }
+                y
+            })
+            .collect();
+        let mut out = vec![0f32; self.batch * t * width];
+        for (h, y) in self.heads(width).iter().zip(&per_head) {
+            let seq = h.row0 / h.stride;
+            for i in 0..t {
+                let o = (seq + i) * width + h.col;
+                out[o..o + h.dim].copy_from_slice(&y[i * h.dim..(i + 1) * h.dim]);
+            }
         }
-        for v in p.iter_mut() {
-            *v /= sum;
+        out
+    }
+
+    /// The gradient of the fused rows `x`, given the output's gradient `dy`.
+    pub(super) fn backward(&self, x: &[f32], dy: &[f32], width: usize) -> Vec<f32> {
+        let t = self.seq;
+        let heads = self.heads(width);
+        let per_head: Vec<[Vec<f32>; 3]> = heads
+            .par_iter()
+            .map(|h| {
+                let d = h.dim;
+                let scale = 1.0 / (d as f32).sqrt();
+                let [q, k, v] = self.qkv(x, h);
+                let p = self.probabilities(q, k, d);
+                let p_view = View::rows(&p, t, t, t);
+                let seq = h.row0 / h.stride;
+                let g = View::rows(&dy[seq * width + h.col..], t, d, width);
+                // dP = dy·vᵀ (the causal part) and dv = Pᵀ·dy (key j is seen by rows ≥ j).
+                let mut ds = vec![0f32; t * t];
+                let mut dv = vec![0f32; t * d];
+                for (i0, i1) in blocks(t) {
+                    let rows = g.sub((i0, i1), (0, d));
+                    let keys = v.sub((0, i1), (0, d)).t();
+                    gemm(&mut ds[i0 * t..], t, false, rows, keys, 1.0, Threads::One);
+                    let seen_by = p_view.sub((i0, t), (i0, i1)).t();
+                    let grads = g.sub((i0, t), (0, d));
+                    gemm(
+                        &mut dv[i0 * d..],
+                        d,
+                        false,
+                        seen_by,
+                        grads,
+                        1.0,
+                        Threads::One,
+                    );
+                }
+                // dS = P ∘ (dP − Σ P·dP) / √d, in place of dP (zero above the diagonal).
+                for (i, (dsr, pr)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
+                    let s = dot(&pr[..=i], &dsr[..=i]);
+                    for (a, &pj) in dsr[..=i].iter_mut().zip(&pr[..=i]) {
+                        *a = pj * (*a - s) * scale;
+                    }
+                    dsr[i + 1..].fill(0.0);
+                }
+                // dq = dS·k and dk = dSᵀ·q, over the causal part only.
+                let ds_view = View::rows(&ds, t, t, t);
+                let mut dq = vec![0f32; t * d];
+                let mut dk = vec![0f32; t * d];
+                for (i0, i1) in blocks(t) {
+                    let (rows, keys) = (ds_view.sub((i0, i1), (0, i1)), k.sub((0, i1), (0, d)));
+                    gemm(&mut dq[i0 * d..], d, false, rows, keys, 1.0, Threads::One);
+                    let seen_by = ds_view.sub((i0, t), (i0, i1)).t();
+                    let queries = q.sub((i0, t), (0, d));
+                    gemm(
+                        &mut dk[i0 * d..],
+                        d,
+                        false,
+                        seen_by,
+                        queries,
+                        1.0,
+                        Threads::One,
+                    );
+                }
+                [dq, dk, dv]
+            })
+            .collect();
+        let mut dx = vec![0f32; x.len()];
+        for (h, parts) in heads.iter().zip(&per_head) {
+            for (which, part) in parts.iter().enumerate() {
+                for i in 0..t {
+                    let o = h.row0 + i * h.stride + which * width + h.col;
+                    dx[o..o + h.dim].copy_from_slice(&part[i * h.dim..(i + 1) * h.dim]);
+                }
+            }
         }
+        dx
+    }
+
+    /// The head's q, k and v as `[seq, dim]` views of the fused rows.
+    fn qkv<'a>(&self, x: &'a [f32], h: &Head) -> [View<'a>; 3] {
+        let at = |col: usize| View::rows(&x[h.row0 + col..], self.seq, h.dim, h.stride);
+        [at(h.col), at(h.width + h.col), at(2 * h.width + h.col)]
+    }
+
+    /// The head's `[seq, seq]` attention probabilities, zero above the diagonal:
+    /// `q·kᵀ/√d` as one GEMM, then a softmax over each row's causal prefix.
+    fn probabilities(&self, q: View, k: View, dim: usize) -> Vec<f32> {
+        let t = self.seq;
+        let mut p = vec![0f32; t * t];
+        let scale = 1.0 / (dim as f32).sqrt();
+        for (i0, i1) in blocks(t) {
+            let (rows, keys) = (q.sub((i0, i1), (0, dim)), k.sub((0, i1), (0, dim)).t());
+            gemm(&mut p[i0 * t..], t, false, rows, keys, scale, Threads::One);
+        }
+        for (i, row) in p.chunks_exact_mut(t).enumerate() {
+            let (seen, future) = row.split_at_mut(i + 1);
+            let max = seen.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            // Exponentials first (a loop that vectorises), then their sum in order.
+            for v in seen.iter_mut() {
+                *v = fastmath::exp(*v - max);
+            }
+            let sum: f32 = seen.iter().sum();
+            for v in seen.iter_mut() {
+                *v /= sum;
+            }
+            future.fill(0.0);
+        }
+        p
     }
 }
 
@@ -124,90 +252,17 @@ impl CustomOp1 for CausalAttention {
             .ok_or_else(|| candle_core::Error::Msg("attention input is not contiguous".into()))?;
         let x = &s.as_slice::<f32>()?[a..b];
         let width = l.dims()[1] / 3;
-        let t = self.seq;
-        let per_head: Vec<Vec<f32>> = self
-            .heads(width)
-            .par_iter()
-            .map(|h| {
-                let mut y = vec![0f32; t * h.dim];
-                let mut p = Vec::with_capacity(t);
-                for i in 0..t {
-                    self.probabilities(x, h, i, &mut p);
-                    let yi = &mut y[i * h.dim..(i + 1) * h.dim];
-                    for (j, &pj) in p.iter().enumerate() {
-                        for (o, &v) in yi.iter_mut().zip(h.v(x, j)) {
-                            *o += pj * v;
-                        }
-                    }
-                }
-                y
-            })
-            .collect();
-        let mut out = vec![0f32; self.batch * t * width];
-        for (h, y) in self.heads(width).iter().zip(&per_head) {
-            let seq = h.row0 / h.stride;
-            for i in 0..t {
-                let o = (seq + i) * width + h.col;
-                out[o..o + h.dim].copy_from_slice(&y[i * h.dim..(i + 1) * h.dim]);
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((self.batch * t, width))))
+        let out = self.forward(x, width);
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((self.batch * self.seq, width)),
+        ))
     }
 
     fn bwd(&self, qkv: &Tensor, _y: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
         let width = qkv.dim(1)? / 3;
-        let t = self.seq;
         let dx = with_values::<f32, _>(qkv, |x| {
-            with_values::<f32, _>(grad, |dy| {
-                let heads = self.heads(width);
-                let per_head: Vec<[Vec<f32>; 3]> = heads
-                    .par_iter()
-                    .map(|h| {
-                        let d = h.dim;
-                        let scale = 1.0 / (d as f32).sqrt();
-                        let seq = h.row0 / h.stride;
-                        let (mut dq, mut dk, mut dv) =
-                            (vec![0f32; t * d], vec![0f32; t * d], vec![0f32; t * d]);
-                        let (mut p, mut ds) = (Vec::with_capacity(t), Vec::with_capacity(t));
-                        for i in 0..t {
-                            self.probabilities(x, h, i, &mut p);
-                            let o = (seq + i) * width + h.col;
-                            let g = &dy[o..o + d];
-                            // dP = dy·vᵀ, dV += Pᵀ·dy, dS = P ∘ (dP − Σ P·dP).
-                            ds.clear();
-                            for (j, &pj) in p.iter().enumerate() {
-                                ds.push(dot(g, h.v(x, j)));
-                                for (a, &b) in dv[j * d..(j + 1) * d].iter_mut().zip(g) {
-                                    *a += pj * b;
-                                }
-                            }
-                            let s = dot(&p, &ds);
-                            let q = h.q(x, i);
-                            for (j, (&pj, dsj)) in p.iter().zip(ds.iter_mut()).enumerate() {
-                                *dsj = pj * (*dsj - s) * scale;
-                                let k = h.k(x, j);
-                                for (a, &b) in dq[i * d..(i + 1) * d].iter_mut().zip(k) {
-                                    *a += *dsj * b;
-                                }
-                                for (a, &b) in dk[j * d..(j + 1) * d].iter_mut().zip(q) {
-                                    *a += *dsj * b;
-                                }
-                            }
-                        }
-                        [dq, dk, dv]
-                    })
-                    .collect();
-                let mut dx = vec![0f32; x.len()];
-                for (h, parts) in heads.iter().zip(&per_head) {
-                    for (which, part) in parts.iter().enumerate() {
-                        for i in 0..t {
-                            let o = h.row0 + i * h.stride + which * width + h.col;
-                            dx[o..o + h.dim].copy_from_slice(&part[i * h.dim..(i + 1) * h.dim]);
-                        }
-                    }
-                }
-                dx
-            })
+            with_values::<f32, _>(grad, |dy| self.backward(x, dy, width))
         })??;
         Ok(Some(Tensor::from_vec(dx, qkv.shape(), qkv.device())?))
     }

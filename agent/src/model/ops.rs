@@ -7,6 +7,7 @@
 //! order, and every reduction across rows (the norm's weight and bias gradients, the
 //! loss) runs sequentially, so the bits do not depend on the thread count.
 
+use super::fastmath;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor, WithDType,
 };
@@ -14,11 +15,18 @@ use rayon::prelude::*;
 
 type CResult<T> = candle_core::Result<T>;
 
+/// Columns per rayon task of the norm's weight and bias gradients.
+const NORM_COLUMNS_PER_TASK: usize = 64;
+
 /// Rows per rayon task: enough work per task that scheduling does not dominate.
 const MIN_ROWS_PER_TASK: usize = 16;
 
 /// The contiguous values of a CPU storage.
-fn values<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, op: &str) -> CResult<&'a [T]> {
+pub(super) fn values<'a, T: WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> CResult<&'a [T]> {
     let (a, b) = l
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: input is not contiguous")))?;
@@ -73,16 +81,10 @@ impl CustomOp3 for LayerNorm {
     ) -> CResult<(CpuStorage, Shape)> {
         let x = values::<f32>(s1, l1, self.name())?;
         let (w, b) = (values::<f32>(s2, l2, "w")?, values::<f32>(s3, l3, "b")?);
-        let d = w.len();
-        let mut y = vec![0f32; x.len()];
-        map_rows(&mut y, d, |r, out| {
-            let row = &x[r * d..(r + 1) * d];
-            let (mean, rstd) = moments(row, self.eps);
-            for j in 0..d {
-                out[j] = (row[j] - mean) * rstd * w[j] + b[j];
-            }
-        });
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        Ok((
+            CpuStorage::F32(layer_norm(x, w, b, self.eps)),
+            l1.shape().clone(),
+        ))
     }
 
     fn bwd(
@@ -108,9 +110,23 @@ impl CustomOp3 for LayerNorm {
     }
 }
 
+/// `LayerNorm(x) · w + b` of each row of `x` (rows as wide as `w`).
+pub(super) fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
+    let d = w.len();
+    let mut y = vec![0f32; x.len()];
+    map_rows(&mut y, d, |r, out| {
+        let row = &x[r * d..(r + 1) * d];
+        let (mean, rstd) = moments(row, eps);
+        for j in 0..d {
+            out[j] = (row[j] - mean) * rstd * w[j] + b[j];
+        }
+    });
+    y
+}
+
 /// The three gradients of a layer norm: input (per row, parallel), weight and bias
 /// (summed over rows in order).
-fn layer_norm_bwd(
+pub(super) fn layer_norm_bwd(
     x: &[f32],
     w: &[f32],
     dy: &[f32],
@@ -133,14 +149,23 @@ fn layer_norm_bwd(
             out[j] = rstd * (g[j] * w[j] - mean_g - xhat * mean_gx);
         }
     });
+    // Weight and bias: each column's rows added in order, columns in parallel blocks.
+    let stats: Vec<(f32, f32)> = x.par_chunks(d).map(|row| moments(row, eps)).collect();
     let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
-    for (row, g) in x.chunks_exact(d).zip(dy.chunks_exact(d)) {
-        let (mean, rstd) = moments(row, eps);
-        for j in 0..d {
-            dw[j] += g[j] * (row[j] - mean) * rstd;
-            db[j] += g[j];
-        }
-    }
+    dw.par_chunks_mut(NORM_COLUMNS_PER_TASK)
+        .zip(db.par_chunks_mut(NORM_COLUMNS_PER_TASK))
+        .enumerate()
+        .for_each(|(c, (dw, db))| {
+            let c0 = c * NORM_COLUMNS_PER_TASK;
+            let rows = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(&stats);
+            for ((row, g), &(mean, rstd)) in rows {
+                let (row, g) = (&row[c0..c0 + dw.len()], &g[c0..c0 + dw.len()]);
+                for (((dw, db), &x), &g) in dw.iter_mut().zip(db.iter_mut()).zip(row).zip(g) {
+                    *dw += g * (x - mean) * rstd;
+                    *db += g;
+                }
+            }
+        });
     (dx, dw, db)
 }
 
@@ -148,20 +173,39 @@ fn layer_norm_bwd(
 pub struct Gelu;
 
 fn gelu(v: f32) -> f32 {
-    (candle_core::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * v
+    fastmath::gelu(v)
 }
 
 /// d/dx x·Φ(x) = Φ(x) + x·φ(x).
 fn gelu_grad(v: f32) -> f32 {
-    let cdf = 0.5 * (candle_core::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.);
-    let pdf = (-0.5 * v * v).exp()
-        * (0.5 * std::f32::consts::FRAC_2_SQRT_PI)
-        * std::f32::consts::FRAC_1_SQRT_2;
-    cdf + v * pdf
+    fastmath::gelu_grad(v)
 }
 
 /// Elements per rayon task of the elementwise ops.
 const ELEMENTWISE_CHUNK: usize = 4096;
+
+/// GELU of every element.
+pub(super) fn gelu_forward(x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = gelu(v)));
+    y
+}
+
+/// The input's gradient: `g · GELU'(x)` elementwise.
+pub(super) fn gelu_backward(x: &[f32], g: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(x.par_chunks(ELEMENTWISE_CHUNK))
+        .zip(g.par_chunks(ELEMENTWISE_CHUNK))
+        .for_each(|((o, x), g)| {
+            for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                *o = g * gelu_grad(x);
+            }
+        });
+    dx
+}
 
 impl CustomOp1 for Gelu {
     fn name(&self) -> &'static str {
@@ -170,28 +214,12 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
         let x = values::<f32>(s, l, self.name())?;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(ELEMENTWISE_CHUNK)
-            .zip(x.par_chunks(ELEMENTWISE_CHUNK))
-            .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = gelu(v)));
-        Ok((CpuStorage::F32(y), l.shape().clone()))
+        Ok((CpuStorage::F32(gelu_forward(x)), l.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
-        let dx = with_values::<f32, _>(x, |x| {
-            with_values::<f32, _>(grad, |g| {
-                let mut dx = vec![0f32; x.len()];
-                dx.par_chunks_mut(ELEMENTWISE_CHUNK)
-                    .zip(x.par_chunks(ELEMENTWISE_CHUNK))
-                    .zip(g.par_chunks(ELEMENTWISE_CHUNK))
-                    .for_each(|((o, x), g)| {
-                        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                            *o = g * gelu_grad(x);
-                        }
-                    });
-                dx
-            })
-        })??;
+        let dx =
+            with_values::<f32, _>(x, |x| with_values::<f32, _>(grad, |g| gelu_backward(x, g)))??;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
@@ -202,7 +230,63 @@ pub struct CrossEntropy;
 /// `log Σ exp(row)` computed stably.
 fn log_sum_exp(row: &[f32]) -> f32 {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    max + row.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+    max + row
+        .iter()
+        .map(|&v| fastmath::exp(v - max))
+        .sum::<f32>()
+        .ln()
+}
+
+/// Mean over rows of `log Σ exp(row) − row[target]`, for rows `v` wide.
+pub(super) fn cross_entropy(logits: &[f32], targets: &[u32], v: usize) -> f32 {
+    let mut per_row = vec![0f32; targets.len()];
+    per_row
+        .par_iter_mut()
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(r, out)| {
+            let row = &logits[r * v..(r + 1) * v];
+            *out = log_sum_exp(row) - row[targets[r] as usize];
+        });
+    per_row.iter().sum::<f32>() / per_row.len() as f32
+}
+
+/// The logits' gradient of `g ·` a summed cross-entropy: `g·(softmax(row) − onehot)`.
+pub(super) fn cross_entropy_grad(logits: &[f32], targets: &[u32], v: usize, g: f32) -> Vec<f32> {
+    cross_entropy_and_grad(logits, targets, v, g).1
+}
+
+/// [`cross_entropy`] and [`cross_entropy_grad`] in one pass over the logits: each row's
+/// exponentials are computed once, into the gradient.
+pub(super) fn cross_entropy_and_grad(
+    logits: &[f32],
+    targets: &[u32],
+    v: usize,
+    g: f32,
+) -> (f32, Vec<f32>) {
+    let mut dl = vec![0f32; logits.len()];
+    let mut per_row = vec![0f32; targets.len()];
+    dl.par_chunks_mut(v)
+        .zip(per_row.par_iter_mut())
+        .with_min_len(MIN_ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(r, (out, loss))| {
+            let row = &logits[r * v..(r + 1) * v];
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &z| m.max(z));
+            for (o, &z) in out.iter_mut().zip(row) {
+                *o = fastmath::exp(z - max);
+            }
+            let sum: f32 = out.iter().sum();
+            let lse = max + sum.ln();
+            let t = targets[r] as usize;
+            *loss = lse - row[t];
+            let scale = g / sum;
+            for o in out.iter_mut() {
+                *o *= scale;
+            }
+            out[t] -= g;
+        });
+    (per_row.iter().sum::<f32>() / per_row.len() as f32, dl)
 }
 
 impl CustomOp2 for CrossEntropy {
@@ -219,17 +303,7 @@ impl CustomOp2 for CrossEntropy {
     ) -> CResult<(CpuStorage, Shape)> {
         let logits = values::<f32>(s1, l1, self.name())?;
         let targets = values::<u32>(s2, l2, "targets")?;
-        let v = l1.dims()[1];
-        let mut per_row = vec![0f32; targets.len()];
-        per_row
-            .par_iter_mut()
-            .with_min_len(MIN_ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(r, out)| {
-                let row = &logits[r * v..(r + 1) * v];
-                *out = log_sum_exp(row) - row[targets[r] as usize];
-            });
-        let mean = per_row.iter().sum::<f32>() / per_row.len() as f32;
+        let mean = cross_entropy(logits, targets, l1.dims()[1]);
         Ok((CpuStorage::F32(vec![mean]), Shape::from(())))
     }
 
@@ -243,18 +317,7 @@ impl CustomOp2 for CrossEntropy {
         let (n, v) = logits.dims2()?;
         let g = grad.to_scalar::<f32>()? / n as f32;
         let dl = with_values::<f32, _>(logits, |x| {
-            with_values::<u32, _>(targets, |tg| {
-                let mut dl = vec![0f32; x.len()];
-                map_rows(&mut dl, v, |r, out| {
-                    let row = &x[r * v..(r + 1) * v];
-                    let lse = log_sum_exp(row);
-                    for (o, &z) in out.iter_mut().zip(row) {
-                        *o = (z - lse).exp() * g;
-                    }
-                    out[tg[r] as usize] -= g;
-                });
-                dl
-            })
+            with_values::<u32, _>(targets, |tg| cross_entropy_grad(x, tg, v, g))
         })??;
         Ok((Some(Tensor::from_vec(dl, (n, v), logits.device())?), None))
     }
