@@ -16,10 +16,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # name, layers, heads, width, context, timed steps
+# (a few seconds a run: shorter runs were dominated by the machine's noise)
 SHAPES = [
-    ("tiny", 2, 4, 64, 64, 40),
-    ("4×128", 4, 4, 128, 128, 12),
-    ("small", 4, 8, 256, 128, 6),
+    ("tiny", 2, 4, 64, 64, 200),
+    ("4×128", 4, 4, 128, 128, 40),
+    ("small", 4, 8, 256, 128, 16),
 ]
 
 
@@ -36,7 +37,7 @@ def main():
     ap.add_argument("--throughput", required=True, help="the built throughput example")
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--repeats", type=int, default=2, help="best of N runs per cell")
+    ap.add_argument("--repeats", type=int, default=3, help="best of N runs per cell")
     a = ap.parse_args()
     print("candle vs PyTorch: training tokens/s (forward, backward, AdamW + clipping), batch 8 × context")
     print("| shape | params | threads | candle tokens/s | PyTorch tokens/s | ratio | candle peak RSS | PyTorch peak RSS | loss after the run (candle / PyTorch) |")
