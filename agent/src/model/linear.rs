@@ -48,7 +48,8 @@ pub(super) fn forward(
     y
 }
 
-/// `(dx, dW)` of `y = x·Wᵀ`: `dy·W` and `dyᵀ·x`.
+/// `(dx, dW)` of `y = x·Wᵀ`: `dy·W` and `dyᵀ·x`, side by side (two independent
+/// products: a thread waiting at one's inner synchronisation can take the other's work).
 pub(super) fn backward(
     x: &[f32],
     w: &[f32],
@@ -57,27 +58,20 @@ pub(super) fn backward(
 ) -> (Vec<f32>, Vec<f32>) {
     let (rows, inp, out) = dims;
     let dy_view = View::rows(dy, rows, out, out);
-    let mut dx = vec![0f32; rows * inp];
-    gemm(
-        &mut dx,
-        inp,
-        false,
-        dy_view,
-        View::rows(w, out, inp, inp),
-        1.0,
-        Threads::All,
-    );
-    let mut dw = vec![0f32; out * inp];
-    gemm(
-        &mut dw,
-        inp,
-        false,
-        dy_view.t(),
-        View::rows(x, rows, inp, inp),
-        1.0,
-        Threads::All,
-    );
-    (dx, dw)
+    rayon::join(
+        || {
+            let mut dx = vec![0f32; rows * inp];
+            let w = View::rows(w, out, inp, inp);
+            gemm(&mut dx, inp, false, dy_view, w, 1.0, Threads::All);
+            dx
+        },
+        || {
+            let mut dw = vec![0f32; out * inp];
+            let x = View::rows(x, rows, inp, inp);
+            gemm(&mut dw, inp, false, dy_view.t(), x, 1.0, Threads::All);
+            dw
+        },
+    )
 }
 
 /// Column sums of `dy: [rows, out]`, each column's rows added in order.
