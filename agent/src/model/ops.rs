@@ -5,7 +5,8 @@
 //!
 //! Determinism: rows are independent and each row is computed by one thread in a fixed
 //! order, and every reduction across rows (the norm's weight and bias gradients, the
-//! loss) runs sequentially, so the bits do not depend on the thread count.
+//! loss) adds the rows in order (columns may run in parallel), so the bits do not
+//! depend on the thread count.
 
 use super::fastmath;
 use candle_core::{
@@ -133,10 +134,12 @@ pub(super) fn layer_norm_bwd(
     d: usize,
     eps: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    // Each row's moments, computed once for both halves below.
+    let stats: Vec<(f32, f32)> = x.par_chunks(d).map(|row| moments(row, eps)).collect();
     let mut dx = vec![0f32; x.len()];
     map_rows(&mut dx, d, |r, out| {
         let (row, g) = (&x[r * d..(r + 1) * d], &dy[r * d..(r + 1) * d]);
-        let (mean, rstd) = moments(row, eps);
+        let (mean, rstd) = stats[r];
         let (mut sum_g, mut sum_gx) = (0f32, 0f32);
         for j in 0..d {
             let gw = g[j] * w[j];
@@ -150,7 +153,6 @@ pub(super) fn layer_norm_bwd(
         }
     });
     // Weight and bias: each column's rows added in order, columns in parallel blocks.
-    let stats: Vec<(f32, f32)> = x.par_chunks(d).map(|row| moments(row, eps)).collect();
     let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
     dw.par_chunks_mut(NORM_COLUMNS_PER_TASK)
         .zip(db.par_chunks_mut(NORM_COLUMNS_PER_TASK))
@@ -169,17 +171,9 @@ pub(super) fn layer_norm_bwd(
     (dx, dw, db)
 }
 
-/// Exact (erf) GELU, as nanoGPT's `nn.GELU()`; the same formula as candle's `gelu_erf`.
+/// Exact (erf) GELU, as nanoGPT's `nn.GELU()` and candle's `gelu_erf`, with the erf of
+/// [`fastmath`].
 pub struct Gelu;
-
-fn gelu(v: f32) -> f32 {
-    fastmath::gelu(v)
-}
-
-/// d/dx x·Φ(x) = Φ(x) + x·φ(x).
-fn gelu_grad(v: f32) -> f32 {
-    fastmath::gelu_grad(v)
-}
 
 /// Elements per rayon task of the elementwise ops.
 const ELEMENTWISE_CHUNK: usize = 4096;
@@ -189,7 +183,11 @@ pub(super) fn gelu_forward(x: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(ELEMENTWISE_CHUNK)
         .zip(x.par_chunks(ELEMENTWISE_CHUNK))
-        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &v)| *o = gelu(v)));
+        .for_each(|(o, i)| {
+            o.iter_mut()
+                .zip(i)
+                .for_each(|(o, &v)| *o = fastmath::gelu(v))
+        });
     y
 }
 
@@ -201,7 +199,7 @@ pub(super) fn gelu_backward(x: &[f32], g: &[f32]) -> Vec<f32> {
         .zip(g.par_chunks(ELEMENTWISE_CHUNK))
         .for_each(|((o, x), g)| {
             for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                *o = g * gelu_grad(x);
+                *o = g * fastmath::gelu_grad(x);
             }
         });
     dx
