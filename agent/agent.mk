@@ -1,7 +1,7 @@
 # agent: targets added to PREPARE/CHECKS/BENCHES/DEMOS (see the top-level Makefile).
 AGENT_FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
-.PHONY: agent-font agent-bench agent-bench-torch agent-cuda-check agent-demo agent-py-safetensors
+.PHONY: agent-font agent-bench agent-bench-gpu agent-bench-torch agent-cuda-check agent-demo agent-py-safetensors
 
 # The loss plot draws its text with DejaVu Sans read from disk (no fontconfig).
 agent-font:
@@ -87,6 +87,15 @@ agent-cuda-check: $(AGENT_CUDA13_STAMP) kernels-cxx
 		CUDA_COMPUTE_CAP=90 PATH=$(AGENT_CUDA13_ROOT)/bin:$$PATH \
 		cargo check -p crowdtrain-agent --features cuda --all-targets --target-dir target/cuda-check
 
+# The GPU rows of `make bench` (agent/bench/gpu_rows.sh), on a host whose nvidia-smi
+# lists a GPU; elsewhere it prints why it skips. The compression kernels' fraction of
+# HBM bandwidth is `make kernels-bench`'s GPU table.
+agent-bench-gpu:
+	@if nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then \
+		$(MAKE) --no-print-directory $(AGENT_CUDA13_STAMP) kernels-cxx && \
+		agent/bench/gpu_rows.sh $(AGENT_CUDA13_ROOT); \
+	else echo "agent: GPU rows skipped: no NVIDIA GPU on this host (nvidia-smi lists none)"; fi
+
 # A short simulation (about two minutes on 2 cores): table, out/simulate/simulate.{csv,png}.
 # The binary of `make test`'s workspace build (a no-op after it; `cargo run -p` would
 # re-resolve the dependencies' features and recompile many of them).
@@ -103,5 +112,5 @@ agent-bench-swarm:
 
 PREPARE += agent-font agent-py-safetensors
 CHECKS += agent-cuda-check
-BENCHES += agent-bench agent-bench-swarm
+BENCHES += agent-bench agent-bench-gpu agent-bench-swarm
 DEMOS += agent-demo

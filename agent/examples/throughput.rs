@@ -4,14 +4,16 @@
 //! `agent/bench/torch_gpt.py`, which `make bench` runs beside it.
 //!
 //! `RAYON_NUM_THREADS` sets the threads (candle's matrix products and our kernels).
+//! `--device cuda[:N]` trains on a GPU instead (a build with `--features cuda`); each
+//! step reads its loss back, so the timing waits for the GPU.
 //!
 //!     cargo run --release -p crowdtrain-agent --example throughput -- \
 //!         --layers 2 --heads 4 --width 64 --context 64 --steps 20
 
 use anyhow::{Context, Result, bail};
-use candle_core::Device;
 use crowdtrain_agent::adamw::AdamW;
 use crowdtrain_agent::data::Corpus;
+use crowdtrain_agent::model::device_by_name;
 use crowdtrain_agent::train::train_step;
 use crowdtrain_agent::{Gpt, InnerConfig, ModelConfig};
 use std::time::Instant;
@@ -54,9 +56,16 @@ fn main() -> Result<()> {
     if steps == 0 {
         bail!("--steps must be at least 1");
     }
+    let name = match args.iter().position(|a| a == "--device") {
+        Some(i) => args
+            .get(i + 1)
+            .context("--device needs cpu, cuda or cuda:N")?,
+        None => "cpu",
+    };
+    let device = device_by_name(name)?;
     let corpus = Corpus::kjv()?;
     let inner = InnerConfig::new(batch, cfg.block_size, steps as u64 + 1);
-    let model = Gpt::new(cfg, 1, &Device::Cpu)?;
+    let model = Gpt::new(cfg, 1, &device)?;
     let mut opt = AdamW::new(model.params())?;
     let batches = corpus.round_batches(
         "throughput",
@@ -75,7 +84,7 @@ fn main() -> Result<()> {
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "{{\"tokens_per_s\": {:.1}, \"peak_rss_kib\": {}, \"first_loss\": {first}, \"last_loss\": {last}, \"threads\": {}}}",
+        "{{\"tokens_per_s\": {:.1}, \"peak_rss_kib\": {}, \"first_loss\": {first}, \"last_loss\": {last}, \"threads\": {}, \"device\": \"{name}\"}}",
         (steps * batch * cfg.block_size) as f64 / secs,
         peak_rss_kib(),
         candle_core::utils::get_num_threads()

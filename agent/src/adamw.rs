@@ -290,18 +290,29 @@ impl InplaceOp2 for FusedUpdate<'_> {
             .zip(m.par_chunks_mut(CHUNK))
             .zip(v.par_chunks_mut(CHUNK))
             .zip(g.par_chunks(CHUNK))
-            .for_each(|(((theta, m), v), g)| {
-                // Zipped, not indexed: no bounds checks, so the loop vectorises.
-                let lanes = theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g);
-                for (((theta, m), v), &g) in lanes {
-                    let g = g * k.clip;
-                    *m = k.beta1 * *m + (1.0 - k.beta1) * g;
-                    *v = k.beta2 * *v + (1.0 - k.beta2) * g * g;
-                    let update = (*m / k.bias1) / ((*v / k.bias2).sqrt() + k.eps);
-                    *theta = *theta * k.keep - k.lr * update;
-                }
-            });
+            .for_each(|(((theta, m), v), g)| update_chunk(theta, m, v, g, k));
         Ok(())
+    }
+}
+
+crate::simd::multiversion! {
+    /// AdamW on one chunk of a parameter, its moments and its gradient.
+    fn update_chunk / update_chunk_portable(
+        theta: &mut [f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        g: &[f32],
+        k: Coefficients,
+    ) {
+        // Zipped, not indexed: no bounds checks, so the loop vectorises.
+        let lanes = theta.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g);
+        for (((theta, m), v), &g) in lanes {
+            let g = g * k.clip;
+            *m = k.beta1 * *m + (1.0 - k.beta1) * g;
+            *v = k.beta2 * *v + (1.0 - k.beta2) * g * g;
+            let update = (*m / k.bias1) / ((*v / k.bias2).sqrt() + k.eps);
+            *theta = *theta * k.keep - k.lr * update;
+        }
     }
 }
 

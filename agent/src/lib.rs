@@ -18,6 +18,7 @@ pub mod replay;
 pub mod report;
 pub mod round;
 pub mod seeds;
+mod simd;
 pub mod simulate;
 pub mod spec;
 pub mod swarm;

@@ -12,7 +12,7 @@
 //! return no gradient) and candle's autograd.
 
 mod attention;
-mod fastmath;
+pub(crate) mod fastmath;
 mod generate;
 mod linear;
 mod matmul;

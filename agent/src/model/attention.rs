@@ -12,6 +12,7 @@
 use super::fastmath;
 use super::matmul::{Threads, View, gemm};
 use super::ops::with_values;
+use crate::simd::multiversion;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -51,36 +52,6 @@ fn blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(move |i0| (i0, (i0 + BLOCK_ROWS).min(t)))
 }
 
-/// Lanes of [`dot`]'s partial sums.
-const LANES: usize = 8;
-
-/// `Σ a·b`, in [`LANES`] partial sums added in a fixed order at the end: the compiler
-/// turns this into SIMD (a single running sum it may not reorder, so it stays scalar),
-/// and the bits are the same on every run and thread count.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let (a, b) = (&a[..a.len().min(b.len())], &b[..a.len().min(b.len())]);
-    let mut acc = [0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..LANES {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let pairs = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]) + tail
-}
-
 impl CausalAttention {
     fn heads(&self, width: usize) -> Vec<Head> {
         let dim = width / self.n_head;
@@ -98,8 +69,15 @@ impl CausalAttention {
     /// `[batch·seq, width]`: every head's `softmax(q·kᵀ/√d, causal)·v` of the fused
     /// `[batch·seq, 3·width]` rows `x`.
     pub(super) fn forward(&self, x: &[f32], width: usize) -> Vec<f32> {
+        self.forward_keeping(x, width).0
+    }
+
+    /// [`Self::forward`] and each head's probabilities, which [`Self::backward`] can
+    /// take instead of computing them again (4 bytes × seq² per head of memory, for
+    /// one softmax of the keys less per step).
+    pub(super) fn forward_keeping(&self, x: &[f32], width: usize) -> (Vec<f32>, Vec<Vec<f32>>) {
         let t = self.seq;
-        let per_head: Vec<Vec<f32>> = self
+        let per_head: Vec<(Vec<f32>, Vec<f32>)> = self
             .heads(width)
             .par_iter()
             .map(|h| {
@@ -119,32 +97,51 @@ impl CausalAttention {
                         Threads::One,
                     );
                 }
-                y
+                (y, p)
             })
             .collect();
+        // Each output row gathers its token's slice of every head, rows in parallel.
+        let (heads, dim) = (self.n_head, width / self.n_head);
         let mut out = vec![0f32; self.batch * t * width];
-        for (h, y) in self.heads(width).iter().zip(&per_head) {
-            let seq = h.row0 / h.stride;
-            for i in 0..t {
-                let o = (seq + i) * width + h.col;
-                out[o..o + h.dim].copy_from_slice(&y[i * h.dim..(i + 1) * h.dim]);
+        out.par_chunks_mut(width).enumerate().for_each(|(r, row)| {
+            let (seq, i) = (r / t, r % t);
+            for (head, dst) in row.chunks_exact_mut(dim).enumerate() {
+                dst.copy_from_slice(&per_head[seq * heads + head].0[i * dim..(i + 1) * dim]);
             }
-        }
-        out
+        });
+        (out, per_head.into_iter().map(|(_, p)| p).collect())
     }
 
-    /// The gradient of the fused rows `x`, given the output's gradient `dy`.
-    pub(super) fn backward(&self, x: &[f32], dy: &[f32], width: usize) -> Vec<f32> {
+    /// The gradient of the fused rows `x`, given the output's gradient `dy` and, if
+    /// kept, the forward's probabilities (else they are computed again).
+    pub(super) fn backward(
+        &self,
+        x: &[f32],
+        kept: Option<&[Vec<f32>]>,
+        dy: &[f32],
+        width: usize,
+    ) -> Vec<f32> {
         let t = self.seq;
         let heads = self.heads(width);
+        if let Some(kept) = kept {
+            assert_eq!(kept.len(), heads.len(), "probabilities of another shape");
+        }
         let per_head: Vec<[Vec<f32>; 3]> = heads
             .par_iter()
-            .map(|h| {
+            .enumerate()
+            .map(|(index, h)| {
                 let d = h.dim;
                 let scale = 1.0 / (d as f32).sqrt();
                 let [q, k, v] = self.qkv(x, h);
-                let p = self.probabilities(q, k, d);
-                let p_view = View::rows(&p, t, t, t);
+                let computed;
+                let p: &[f32] = match kept {
+                    Some(kept) => &kept[index],
+                    None => {
+                        computed = self.probabilities(q, k, d);
+                        &computed
+                    }
+                };
+                let p_view = View::rows(p, t, t, t);
                 let seq = h.row0 / h.stride;
                 let g = View::rows(&dy[seq * width + h.col..], t, d, width);
                 // dP = dy·vᵀ (the causal part) and dv = Pᵀ·dy (key j is seen by rows ≥ j).
@@ -167,13 +164,7 @@ impl CausalAttention {
                     );
                 }
                 // dS = P ∘ (dP − Σ P·dP) / √d, in place of dP (zero above the diagonal).
-                for (i, (dsr, pr)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
-                    let s = dot(&pr[..=i], &dsr[..=i]);
-                    for (a, &pj) in dsr[..=i].iter_mut().zip(&pr[..=i]) {
-                        *a = pj * (*a - s) * scale;
-                    }
-                    dsr[i + 1..].fill(0.0);
-                }
+                causal_softmax_bwd(&mut ds, p, t, scale);
                 // dq = dS·k and dk = dSᵀ·q, over the causal part only.
                 let ds_view = View::rows(&ds, t, t, t);
                 let mut dq = vec![0f32; t * d];
@@ -196,15 +187,21 @@ impl CausalAttention {
                 [dq, dk, dv]
             })
             .collect();
+        // Each row of the fused gradient gathers its token's q, k and v slices of every
+        // head, rows in parallel.
+        let (n_head, dim) = (self.n_head, width / self.n_head);
         let mut dx = vec![0f32; x.len()];
-        for (h, parts) in heads.iter().zip(&per_head) {
-            for (which, part) in parts.iter().enumerate() {
-                for i in 0..t {
-                    let o = h.row0 + i * h.stride + which * width + h.col;
-                    dx[o..o + h.dim].copy_from_slice(&part[i * h.dim..(i + 1) * h.dim]);
+        dx.par_chunks_mut(3 * width)
+            .enumerate()
+            .for_each(|(r, row)| {
+                let (seq, i) = (r / t, r % t);
+                for (which, third) in row.chunks_exact_mut(width).enumerate() {
+                    for (head, dst) in third.chunks_exact_mut(dim).enumerate() {
+                        let part = &per_head[seq * n_head + head][which];
+                        dst.copy_from_slice(&part[i * dim..(i + 1) * dim]);
+                    }
                 }
-            }
-        }
+            });
         dx
     }
 
@@ -224,20 +221,47 @@ impl CausalAttention {
             let (rows, keys) = (q.sub((i0, i1), (0, dim)), k.sub((0, i1), (0, dim)).t());
             gemm(&mut p[i0 * t..], t, false, rows, keys, scale, Threads::One);
         }
+        causal_softmax(&mut p, t);
+        p
+    }
+}
+
+multiversion! {
+    /// Row `i` of the `t × t` scores becomes the softmax of its first `i + 1` entries,
+    /// and zero after them.
+    fn causal_softmax / causal_softmax_portable(p: &mut [f32], t: usize) {
         for (i, row) in p.chunks_exact_mut(t).enumerate() {
             let (seen, future) = row.split_at_mut(i + 1);
-            let max = seen.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            // Exponentials first (a loop that vectorises), then their sum in order.
+            let max = fastmath::max(seen);
+            // Exponentials first (a loop that vectorises), then their sum.
             for v in seen.iter_mut() {
                 *v = fastmath::exp(*v - max);
             }
-            let sum: f32 = seen.iter().sum();
+            let inv = 1.0 / fastmath::sum(seen);
             for v in seen.iter_mut() {
-                *v /= sum;
+                *v *= inv;
             }
             future.fill(0.0);
         }
-        p
+    }
+}
+
+multiversion! {
+    /// `dS = P ∘ (dP − Σ P·dP) · scale` row by row, in place of `dP`, over each row's
+    /// causal prefix (zero after it).
+    fn causal_softmax_bwd / causal_softmax_bwd_portable(
+        ds: &mut [f32],
+        p: &[f32],
+        t: usize,
+        scale: f32,
+    ) {
+        for (i, (dsr, pr)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
+            let s = fastmath::dot(&pr[..=i], &dsr[..=i]);
+            for (a, &pj) in dsr[..=i].iter_mut().zip(&pr[..=i]) {
+                *a = pj * (*a - s) * scale;
+            }
+            dsr[i + 1..].fill(0.0);
+        }
     }
 }
 
@@ -262,28 +286,8 @@ impl CustomOp1 for CausalAttention {
     fn bwd(&self, qkv: &Tensor, _y: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
         let width = qkv.dim(1)? / 3;
         let dx = with_values::<f32, _>(qkv, |x| {
-            with_values::<f32, _>(grad, |dy| self.backward(x, dy, width))
+            with_values::<f32, _>(grad, |dy| self.backward(x, None, dy, width))
         })??;
         Ok(Some(Tensor::from_vec(dx, qkv.shape(), qkv.device())?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dot;
-
-    #[test]
-    fn the_lane_wise_dot_product_is_the_dot_product_at_every_length() {
-        for n in 0..40 {
-            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos() - 0.2).collect();
-            let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            let got = dot(&a, &b);
-            assert!(
-                (got as f64 - exact).abs() < 1e-5,
-                "n = {n}: {got} vs {exact}"
-            );
-            assert_eq!(got.to_bits(), dot(&a, &b).to_bits());
-        }
     }
 }

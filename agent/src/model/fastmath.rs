@@ -9,6 +9,12 @@
 //!
 //! Each is a pure function of its input, so the bits are the same on every run and
 //! thread count.
+//!
+//! The reductions (`sum`, `dot`, `max`) keep [`LANES`] partial results combined in a
+//! fixed order at the end: a single running sum is a chain of dependent adds the
+//! compiler may not reorder (so it stays scalar, one add per 4 cycles), while lanes
+//! compile to SIMD. The order depends only on the length, so the bits are the same
+//! on every run and thread count.
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split so that `n·LN2_HI` is exact for the exponents used.
@@ -19,7 +25,7 @@ const ROUND: f32 = 12_582_912.0;
 
 /// `e^x`; inputs below −87.3 give 2⁻¹²⁶·e^(…) ≈ 0 and above 88.7 saturate at e^88.7.
 #[inline(always)]
-pub(super) fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.7);
     let n = (x * LOG2_E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -46,7 +52,7 @@ fn one_plus_erf(z: f32) -> (f32, f32) {
 
 /// Exact GELU, `x·Φ(x)` with `Φ(x) = (1 + erf(x/√2))/2`.
 #[inline(always)]
-pub(super) fn gelu(x: f32) -> f32 {
+pub(crate) fn gelu(x: f32) -> f32 {
     let (c, _) = one_plus_erf(x * std::f32::consts::FRAC_1_SQRT_2);
     0.5 * c * x
 }
@@ -54,15 +60,112 @@ pub(super) fn gelu(x: f32) -> f32 {
 /// GELU's derivative, `Φ(x) + x·φ(x)`; `φ(x) = e^(−x²/2)/√(2π)` is the `e^(−z²)` that
 /// the erf already computed.
 #[inline(always)]
-pub(super) fn gelu_grad(x: f32) -> f32 {
+pub(crate) fn gelu_grad(x: f32) -> f32 {
     let (c, g) = one_plus_erf(x * std::f32::consts::FRAC_1_SQRT_2);
     const INV_SQRT_2PI: f32 = 0.398_942_3;
     0.5 * c + x * g * INV_SQRT_2PI
 }
 
+/// Partial results per reduction: one AVX-512 register, or two AVX2 ones.
+const LANES: usize = 16;
+
+/// The lanes added pairwise, halves onto halves.
+#[inline(always)]
+fn fold(mut acc: [f32; LANES]) -> f32 {
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for k in 0..w {
+            acc[k] += acc[k + w];
+        }
+    }
+    acc[0]
+}
+
+/// `Σ f(x)` over the slice.
+#[inline(always)]
+pub(crate) fn sum_map(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for c in chunks {
+        for k in 0..LANES {
+            acc[k] += f(c[k]);
+        }
+    }
+    fold(acc) + tail
+}
+
+/// `Σ x`.
+#[inline(always)]
+pub(crate) fn sum(x: &[f32]) -> f32 {
+    sum_map(x, |v| v)
+}
+
+/// `Σ a·b` over the shorter length.
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..LANES {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    fold(acc) + tail
+}
+
+/// The largest element (−∞ for an empty slice; NaNs are ignored, as by `f32::max`).
+#[inline(always)]
+pub(crate) fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for c in chunks {
+        for k in 0..LANES {
+            acc[k] = acc[k].max(c[k]);
+        }
+    }
+    acc.iter().fold(tail, |m, &v| m.max(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lane_wise_reductions_are_the_reductions_at_every_length() {
+        for n in 0..70 {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos() - 0.2).collect();
+            let exact_dot: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let exact_sum: f64 = a.iter().map(|&x| x as f64).sum();
+            let exact_sq: f64 = a.iter().map(|&x| x as f64 * x as f64).sum();
+            let exact_max = a.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            assert!(
+                (dot(&a, &b) as f64 - exact_dot).abs() < 1e-5,
+                "dot, n = {n}"
+            );
+            assert!((sum(&a) as f64 - exact_sum).abs() < 1e-5, "sum, n = {n}");
+            assert!((sum_map(&a, |v| v * v) as f64 - exact_sq).abs() < 1e-5);
+            assert_eq!(max(&a), exact_max, "max, n = {n}");
+            assert_eq!(dot(&a, &b).to_bits(), dot(&a, &b).to_bits());
+        }
+        // The shorter length counts; NaN is skipped by the maximum.
+        assert_eq!(dot(&[1.0, 2.0, 3.0], &[4.0, 5.0]), 14.0);
+        assert_eq!(max(&[f32::NAN, -3.0, 2.0]), 2.0);
+    }
 
     /// Every value in [−range, range] at steps of `step`.
     fn grid(range: f64, step: f64) -> impl Iterator<Item = f32> {

@@ -8,7 +8,7 @@
 //! Determinism: GEMMs split only the output across threads (see `matmul`), and the
 //! bias gradient sums rows in order within each column block.
 
-use super::matmul::{Threads, View, gemm};
+use super::matmul::{Threads, View, gemm, product};
 use super::ops::{values, with_values};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -32,19 +32,28 @@ pub(super) fn forward(
     dims: (usize, usize, usize),
 ) -> Vec<f32> {
     let (rows, inp, out) = dims;
-    let mut y = vec![0f32; rows * out];
-    if let Some(b) = init {
-        y.par_chunks_mut(out).for_each(|row| row.copy_from_slice(b));
-    }
-    gemm(
-        &mut y,
-        out,
-        init.is_some(),
+    let (x, wt) = (
         View::rows(x, rows, inp, inp),
         View::rows(w, out, inp, inp).t(),
-        1.0,
-        Threads::All,
     );
+    let Some(b) = init else {
+        return product(x, wt, 1.0, Threads::All);
+    };
+    assert_eq!(b.len(), out, "a bias of {} for {out} outputs", b.len());
+    // Each row starts as the bias (written once, rows in parallel, no zero fill first),
+    // then x·Wᵀ is added.
+    let mut y = Vec::with_capacity(rows * out);
+    y.spare_capacity_mut()[..rows * out]
+        .par_chunks_mut(out)
+        .for_each(|row| {
+            for (o, &v) in row.iter_mut().zip(b) {
+                o.write(v);
+            }
+        });
+    // SAFETY: the loop above wrote all rows·out elements: each row is `out` wide and
+    // `b` has `out` values (asserted above).
+    unsafe { y.set_len(rows * out) };
+    gemm(&mut y, out, true, x, wt, 1.0, Threads::All);
     y
 }
 
@@ -59,17 +68,14 @@ pub(super) fn backward(
     let (rows, inp, out) = dims;
     let dy_view = View::rows(dy, rows, out, out);
     rayon::join(
+        || product(dy_view, View::rows(w, out, inp, inp), 1.0, Threads::All),
         || {
-            let mut dx = vec![0f32; rows * inp];
-            let w = View::rows(w, out, inp, inp);
-            gemm(&mut dx, inp, false, dy_view, w, 1.0, Threads::All);
-            dx
-        },
-        || {
-            let mut dw = vec![0f32; out * inp];
-            let x = View::rows(x, rows, inp, inp);
-            gemm(&mut dw, inp, false, dy_view.t(), x, 1.0, Threads::All);
-            dw
+            product(
+                dy_view.t(),
+                View::rows(x, rows, inp, inp),
+                1.0,
+                Threads::All,
+            )
         },
     )
 }
@@ -79,18 +85,20 @@ pub(super) fn bias_grad(dy: &[f32], out: usize) -> Vec<f32> {
     let mut db = vec![0f32; out];
     db.par_chunks_mut(BIAS_COLUMNS_PER_TASK)
         .enumerate()
-        .for_each(|(c, block)| {
-            let (c0, c1) = (
-                c * BIAS_COLUMNS_PER_TASK,
-                c * BIAS_COLUMNS_PER_TASK + block.len(),
-            );
-            for row in dy.chunks_exact(out) {
-                for (acc, &g) in block.iter_mut().zip(&row[c0..c1]) {
-                    *acc += g;
-                }
-            }
-        });
+        .for_each(|(c, block)| column_sums(block, dy, out, c * BIAS_COLUMNS_PER_TASK));
     db
+}
+
+crate::simd::multiversion! {
+    /// `acc[j] += Σ_rows dy[row][c0 + j]`, rows in order.
+    fn column_sums / column_sums_portable(acc: &mut [f32], dy: &[f32], out: usize, c0: usize) {
+        let c1 = c0 + acc.len();
+        for row in dy.chunks_exact(out) {
+            for (acc, &g) in acc.iter_mut().zip(&row[c0..c1]) {
+                *acc += g;
+            }
+        }
+    }
 }
 
 /// `(rows, in, out)` of a product `x·Wᵀ`, or why the shapes do not fit.

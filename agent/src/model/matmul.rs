@@ -110,20 +110,74 @@ pub(super) fn gemm(
         }
         return;
     }
+    // SAFETY: the three views were checked to lie inside their slices, and `dst` is
+    // borrowed mutably, so it cannot alias `lhs` or `rhs`.
+    unsafe {
+        raw(
+            dst.as_mut_ptr(),
+            dst_stride,
+            accumulate,
+            lhs,
+            rhs,
+            scale,
+            threads,
+        )
+    }
+}
+
+/// `scale · lhs · rhs` into a new row-major `lhs.rows × rhs.cols` buffer. The buffer is
+/// not zeroed first: the product overwrites every element (a zero fill was a pass over
+/// memory, and on fresh pages a page fault, for nothing).
+pub(super) fn product(lhs: View, rhs: View, scale: f32, threads: Threads) -> Vec<f32> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(
+        rhs.rows, k,
+        "inner dimensions differ: {m}×{k} · {}×{n}",
+        rhs.rows
+    );
+    lhs.check("lhs");
+    rhs.check("rhs");
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0f32; m * n];
+    }
+    let mut dst = Vec::<f32>::with_capacity(m * n);
+    // SAFETY: the views were checked; `dst` owns room for m·n elements and aliases
+    // nothing. With `read_dst` false `gemm` sets its `alpha` to zero and never reads
+    // `dst` (gemm-common's `gemm_basic_generic`, and its gemv/gevv paths read only
+    // when `alpha` is non-zero): every one of the m·n elements is written, so they are
+    // all initialised when the length is set.
+    unsafe {
+        raw(dst.as_mut_ptr(), n, false, lhs, rhs, scale, threads);
+        dst.set_len(m * n);
+    }
+    dst
+}
+
+/// The `gemm` call. Safety: `lhs` and `rhs` were checked, `m, n, k > 0`, and `dst`
+/// points to a row-major `lhs.rows × rhs.cols` region (rows `dst_stride` apart) that
+/// aliases neither operand and is initialised wherever `accumulate` reads it.
+unsafe fn raw(
+    dst: *mut f32,
+    dst_stride: usize,
+    accumulate: bool,
+    lhs: View,
+    rhs: View,
+    scale: f32,
+    threads: Threads,
+) {
     let parallelism = match threads {
         Threads::All if candle_core::utils::get_num_threads() > 1 => {
             Parallelism::Rayon(candle_core::utils::get_num_threads())
         }
         _ => Parallelism::None,
     };
-    // SAFETY: the three views were checked to lie inside their slices, and `dst` is
-    // borrowed mutably, so it cannot alias `lhs` or `rhs`.
+    // SAFETY: the caller's contract above.
     unsafe {
         gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
+            lhs.rows,
+            rhs.cols,
+            lhs.cols,
+            dst,
             1,
             dst_stride as isize,
             accumulate,
@@ -183,6 +237,42 @@ mod tests {
             gemm(&mut dst, 9, true, lhs, rhs, -0.5, threads);
             for (g, w) in dst.iter().zip(&want) {
                 assert!((*g as f64 - 0.5 * w).abs() < 1e-5, "{g} vs {}", 0.5 * w);
+            }
+        }
+    }
+
+    /// `product` leaves its buffer unzeroed because `gemm` does not read `dst` when it
+    /// overwrites it: a NaN-filled destination would poison the result if it did. The
+    /// shapes take gemm's general path, its matrix-vector paths (one row or column)
+    /// and several blocks of the inner dimension, on one thread and on all.
+    #[test]
+    fn an_overwriting_product_never_reads_its_destination() {
+        for (m, k, n) in [
+            (37, 19, 23),
+            (1, 40, 9),
+            (9, 40, 1),
+            (1, 7, 1),
+            (64, 1500, 70),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 9.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0)
+                .collect();
+            let (lhs, rhs) = (View::rows(&a, m, k, k), View::rows(&b, k, n, n));
+            let want = naive(lhs, rhs);
+            for threads in [Threads::One, Threads::All] {
+                let mut dst = vec![f32::NAN; m * n];
+                gemm(&mut dst, n, false, lhs, rhs, 1.0, threads);
+                let fresh = product(lhs, rhs, 1.0, threads);
+                for ((g, f), w) in dst.iter().zip(&fresh).zip(&want) {
+                    assert!(
+                        (*g as f64 - w).abs() < 1e-3 * (1.0 + w.abs()),
+                        "{m}×{k}×{n}: {g} vs {w}"
+                    );
+                    assert_eq!(g.to_bits(), f.to_bits());
+                }
             }
         }
     }

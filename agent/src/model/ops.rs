@@ -9,6 +9,7 @@
 //! depend on the thread count.
 
 use super::fastmath;
+use crate::simd::multiversion;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor, WithDType,
 };
@@ -53,10 +54,11 @@ fn map_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync 
 }
 
 /// Mean and 1/std of one row (population variance, as nanoGPT's `F.layer_norm`).
+#[inline(always)]
 fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = fastmath::sum(x) / n;
+    let var = fastmath::sum_map(x, |v| (v - mean) * (v - mean)) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -116,13 +118,96 @@ pub(super) fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> Vec<f32> 
     let d = w.len();
     let mut y = vec![0f32; x.len()];
     map_rows(&mut y, d, |r, out| {
-        let row = &x[r * d..(r + 1) * d];
-        let (mean, rstd) = moments(row, eps);
-        for j in 0..d {
-            out[j] = (row[j] - mean) * rstd * w[j] + b[j];
-        }
+        norm_row(out, &x[r * d..(r + 1) * d], w, b, eps)
     });
     y
+}
+
+multiversion! {
+    /// One row of [`layer_norm`].
+    fn norm_row / norm_row_portable(out: &mut [f32], row: &[f32], w: &[f32], b: &[f32], eps: f32) {
+        let (mean, rstd) = moments(row, eps);
+        for (((o, &x), &w), &b) in out.iter_mut().zip(row).zip(w).zip(b) {
+            *o = (x - mean) * rstd * w + b;
+        }
+    }
+}
+
+multiversion! {
+    /// [`moments`] of one row.
+    fn row_moments / row_moments_portable(row: &[f32], eps: f32) -> (f32, f32) {
+        moments(row, eps)
+    }
+}
+
+multiversion! {
+    /// One row of the norm's input gradient, given the row's moments.
+    fn norm_bwd_row / norm_bwd_row_portable(
+        out: &mut [f32],
+        row: &[f32],
+        g: &[f32],
+        w: &[f32],
+        mean: f32,
+        rstd: f32,
+    ) {
+        let d = row.len() as f32;
+        let (sum_g, sum_gx) = norm_row_sums(row, g, w, mean, rstd);
+        let (mean_g, mean_gx) = (sum_g / d, sum_gx / d);
+        for (((o, &x), &g), &w) in out.iter_mut().zip(row).zip(g).zip(w) {
+            let xhat = (x - mean) * rstd;
+            *o = rstd * (g * w - mean_g - xhat * mean_gx);
+        }
+    }
+}
+
+multiversion! {
+    /// Columns `c0..c0 + dw.len()` of the norm's weight and bias gradients: each
+    /// column's rows added in order.
+    fn norm_param_columns / norm_param_columns_portable(
+        dw: &mut [f32],
+        db: &mut [f32],
+        x: &[f32],
+        dy: &[f32],
+        stats: &[(f32, f32)],
+        d: usize,
+        c0: usize,
+    ) {
+        let c1 = c0 + dw.len();
+        let rows = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(stats);
+        for ((row, g), &(mean, rstd)) in rows {
+            let (row, g) = (&row[c0..c1], &g[c0..c1]);
+            for (((dw, db), &x), &g) in dw.iter_mut().zip(db.iter_mut()).zip(row).zip(g) {
+                *dw += g * (x - mean) * rstd;
+                *db += g;
+            }
+        }
+    }
+}
+
+/// `(Σ g·w, Σ g·w·x̂)` of one row, in lanes (see `fastmath`'s reductions).
+#[inline(always)]
+fn norm_row_sums(x: &[f32], g: &[f32], w: &[f32], mean: f32, rstd: f32) -> (f32, f32) {
+    const L: usize = 16;
+    let (mut a, mut b) = ([0f32; L], [0f32; L]);
+    let (cx, cg, cw) = (x.chunks_exact(L), g.chunks_exact(L), w.chunks_exact(L));
+    let (mut ta, mut tb) = (0f32, 0f32);
+    for ((&x, &g), &w) in cx
+        .remainder()
+        .iter()
+        .zip(cg.remainder())
+        .zip(cw.remainder())
+    {
+        ta += g * w;
+        tb += g * w * (x - mean) * rstd;
+    }
+    for ((x, g), w) in cx.zip(cg).zip(cw) {
+        for k in 0..L {
+            let gw = g[k] * w[k];
+            a[k] += gw;
+            b[k] += gw * (x[k] - mean) * rstd;
+        }
+    }
+    (fastmath::sum(&a) + ta, fastmath::sum(&b) + tb)
 }
 
 /// The three gradients of a layer norm: input (per row, parallel), weight and bias
@@ -135,22 +220,12 @@ pub(super) fn layer_norm_bwd(
     eps: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     // Each row's moments, computed once for both halves below.
-    let stats: Vec<(f32, f32)> = x.par_chunks(d).map(|row| moments(row, eps)).collect();
+    let stats: Vec<(f32, f32)> = x.par_chunks(d).map(|row| row_moments(row, eps)).collect();
     let mut dx = vec![0f32; x.len()];
     map_rows(&mut dx, d, |r, out| {
-        let (row, g) = (&x[r * d..(r + 1) * d], &dy[r * d..(r + 1) * d]);
         let (mean, rstd) = stats[r];
-        let (mut sum_g, mut sum_gx) = (0f32, 0f32);
-        for j in 0..d {
-            let gw = g[j] * w[j];
-            sum_g += gw;
-            sum_gx += gw * (row[j] - mean) * rstd;
-        }
-        let (mean_g, mean_gx) = (sum_g / d as f32, sum_gx / d as f32);
-        for j in 0..d {
-            let xhat = (row[j] - mean) * rstd;
-            out[j] = rstd * (g[j] * w[j] - mean_g - xhat * mean_gx);
-        }
+        let rows = r * d..(r + 1) * d;
+        norm_bwd_row(out, &x[rows.clone()], &dy[rows], w, mean, rstd);
     });
     // Weight and bias: each column's rows added in order, columns in parallel blocks.
     let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
@@ -158,15 +233,7 @@ pub(super) fn layer_norm_bwd(
         .zip(db.par_chunks_mut(NORM_COLUMNS_PER_TASK))
         .enumerate()
         .for_each(|(c, (dw, db))| {
-            let c0 = c * NORM_COLUMNS_PER_TASK;
-            let rows = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(&stats);
-            for ((row, g), &(mean, rstd)) in rows {
-                let (row, g) = (&row[c0..c0 + dw.len()], &g[c0..c0 + dw.len()]);
-                for (((dw, db), &x), &g) in dw.iter_mut().zip(db.iter_mut()).zip(row).zip(g) {
-                    *dw += g * (x - mean) * rstd;
-                    *db += g;
-                }
-            }
+            norm_param_columns(dw, db, x, dy, &stats, d, c * NORM_COLUMNS_PER_TASK)
         });
     (dx, dw, db)
 }
@@ -183,12 +250,26 @@ pub(super) fn gelu_forward(x: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(ELEMENTWISE_CHUNK)
         .zip(x.par_chunks(ELEMENTWISE_CHUNK))
-        .for_each(|(o, i)| {
-            o.iter_mut()
-                .zip(i)
-                .for_each(|(o, &v)| *o = fastmath::gelu(v))
-        });
+        .for_each(|(o, i)| gelu_chunk(o, i));
     y
+}
+
+multiversion! {
+    /// `o = GELU(x)` elementwise.
+    fn gelu_chunk / gelu_chunk_portable(o: &mut [f32], x: &[f32]) {
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = fastmath::gelu(v);
+        }
+    }
+}
+
+multiversion! {
+    /// `o = g · GELU'(x)` elementwise.
+    fn gelu_grad_chunk / gelu_grad_chunk_portable(o: &mut [f32], x: &[f32], g: &[f32]) {
+        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+            *o = g * fastmath::gelu_grad(x);
+        }
+    }
 }
 
 /// The input's gradient: `g · GELU'(x)` elementwise.
@@ -197,11 +278,7 @@ pub(super) fn gelu_backward(x: &[f32], g: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(ELEMENTWISE_CHUNK)
         .zip(x.par_chunks(ELEMENTWISE_CHUNK))
         .zip(g.par_chunks(ELEMENTWISE_CHUNK))
-        .for_each(|((o, x), g)| {
-            for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                *o = g * fastmath::gelu_grad(x);
-            }
-        });
+        .for_each(|((o, x), g)| gelu_grad_chunk(o, x, g));
     dx
 }
 
@@ -227,12 +304,8 @@ pub struct CrossEntropy;
 
 /// `log Σ exp(row)` computed stably.
 fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    max + row
-        .iter()
-        .map(|&v| fastmath::exp(v - max))
-        .sum::<f32>()
-        .ln()
+    let max = fastmath::max(row);
+    max + fastmath::sum_map(row, |v| fastmath::exp(v - max)).ln()
 }
 
 /// Mean over rows of `log Σ exp(row) − row[target]`, for rows `v` wide.
@@ -270,21 +343,33 @@ pub(super) fn cross_entropy_and_grad(
         .enumerate()
         .for_each(|(r, (out, loss))| {
             let row = &logits[r * v..(r + 1) * v];
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &z| m.max(z));
-            for (o, &z) in out.iter_mut().zip(row) {
-                *o = fastmath::exp(z - max);
-            }
-            let sum: f32 = out.iter().sum();
-            let lse = max + sum.ln();
-            let t = targets[r] as usize;
-            *loss = lse - row[t];
-            let scale = g / sum;
-            for o in out.iter_mut() {
-                *o *= scale;
-            }
-            out[t] -= g;
+            *loss = cross_entropy_row(out, row, targets[r] as usize, g);
         });
     (per_row.iter().sum::<f32>() / per_row.len() as f32, dl)
+}
+
+multiversion! {
+    /// One row of [`cross_entropy_and_grad`]: writes `g·(softmax(row) − onehot)` to
+    /// `out` and returns the row's loss.
+    fn cross_entropy_row / cross_entropy_row_portable(
+        out: &mut [f32],
+        row: &[f32],
+        target: usize,
+        g: f32,
+    ) -> f32 {
+        let max = fastmath::max(row);
+        for (o, &z) in out.iter_mut().zip(row) {
+            *o = fastmath::exp(z - max);
+        }
+        let sum = fastmath::sum(out);
+        let loss = max + sum.ln() - row[target];
+        let scale = g / sum;
+        for o in out.iter_mut() {
+            *o *= scale;
+        }
+        out[target] -= g;
+        loss
+    }
 }
 
 impl CustomOp2 for CrossEntropy {

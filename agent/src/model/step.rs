@@ -17,6 +17,7 @@ use crate::data::Batch;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
+use rayon::prelude::*;
 
 /// A tensor's values read in place (no copy): contiguous f32 on the CPU.
 fn cpu_values<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
@@ -49,6 +50,7 @@ struct Saved {
     h1: Vec<f32>,
     qkv: Vec<f32>,
     att: Vec<f32>,
+    probs: Vec<Vec<f32>>,
     x_mid: Vec<f32>,
     h2: Vec<f32>,
     fc: Vec<f32>,
@@ -77,11 +79,23 @@ fn keep_freed_memory() {
     }
 }
 
-/// `acc += x`, elementwise.
-fn add_into(acc: &mut [f32], x: &[f32]) {
-    for (a, &v) in acc.iter_mut().zip(x) {
-        *a += v;
+crate::simd::multiversion! {
+    /// `acc += x`, elementwise.
+    fn add_into / add_into_portable(acc: &mut [f32], x: &[f32]) {
+        for (a, &v) in acc.iter_mut().zip(x) {
+            *a += v;
+        }
     }
+}
+
+/// Elements per rayon task of [`add_in_parallel`].
+const ADD_CHUNK: usize = 8192;
+
+/// `acc += x` over a whole activation, chunks in parallel.
+fn add_in_parallel(acc: &mut [f32], x: &[f32]) {
+    acc.par_chunks_mut(ADD_CHUNK)
+        .zip(x.par_chunks(ADD_CHUNK))
+        .for_each(|(a, x)| add_into(a, x));
 }
 
 impl Gpt {
@@ -174,20 +188,21 @@ impl Gpt {
         for bp in &blocks {
             let h1 = ops::layer_norm(&x, bp.ln_1.0, bp.ln_1.1, LN_EPS);
             let qkv = linear::forward(&h1, bp.c_attn.0, Some(bp.c_attn.1), (n, d, 3 * d));
-            let att = attention.forward(&qkv, d);
+            let (att, probs) = attention.forward_keeping(&qkv, d);
             let mut x_mid = linear::forward(&att, bp.attn_proj.0, Some(bp.attn_proj.1), (n, d, d));
-            add_into(&mut x_mid, &x);
+            add_in_parallel(&mut x_mid, &x);
             let h2 = ops::layer_norm(&x_mid, bp.ln_2.0, bp.ln_2.1, LN_EPS);
             let fc = linear::forward(&h2, bp.c_fc.0, Some(bp.c_fc.1), (n, d, 4 * d));
             let gelu = ops::gelu_forward(&fc);
             let mut x_out =
                 linear::forward(&gelu, bp.mlp_proj.0, Some(bp.mlp_proj.1), (n, 4 * d, d));
-            add_into(&mut x_out, &x_mid);
+            add_in_parallel(&mut x_out, &x_mid);
             saved.push(Saved {
                 x_in: std::mem::replace(&mut x, x_out),
                 h1,
                 qkv,
                 att,
+                probs,
                 x_mid,
                 h2,
                 fc,
@@ -212,14 +227,14 @@ impl Gpt {
             let dfc_b = linear::bias_grad(&dfc, 4 * d);
             let (dx_ln2, dln2_w, dln2_b) =
                 ops::layer_norm_bwd(&s.x_mid, bp.ln_2.0, &dh2, d, LN_EPS);
-            add_into(&mut dx, &dx_ln2);
+            add_in_parallel(&mut dx, &dx_ln2);
             let (datt, dap_w) = linear::backward(&s.att, bp.attn_proj.0, &dx, (n, d, d));
             let dap_b = linear::bias_grad(&dx, d);
-            let dqkv = attention.backward(&s.qkv, &datt, d);
+            let dqkv = attention.backward(&s.qkv, Some(&s.probs), &datt, d);
             let (dh1, dca_w) = linear::backward(&s.h1, bp.c_attn.0, &dqkv, (n, d, 3 * d));
             let dca_b = linear::bias_grad(&dqkv, 3 * d);
             let (dx_ln1, dln1_w, dln1_b) = ops::layer_norm_bwd(&s.x_in, bp.ln_1.0, &dh1, d, LN_EPS);
-            add_into(&mut dx, &dx_ln1);
+            add_in_parallel(&mut dx, &dx_ln1);
             block_grads.push([
                 dln1_w, dln1_b, dca_w, dca_b, dap_w, dap_b, dln2_w, dln2_b, dfc_w, dfc_b, dmp_w,
                 dmp_b,
