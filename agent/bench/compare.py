@@ -37,7 +37,7 @@ def main():
     ap.add_argument("--throughput", required=True, help="the built throughput example")
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--repeats", type=int, default=3, help="best of N runs per cell")
+    ap.add_argument("--repeats", type=int, default=5, help="best of N runs per cell")
     a = ap.parse_args()
     print("candle vs PyTorch: training tokens/s (forward, backward, AdamW + clipping), batch 8 × context")
     print("| shape | params | threads | candle tokens/s | PyTorch tokens/s | ratio | candle peak RSS | PyTorch peak RSS | loss after the run (candle / PyTorch) |")

@@ -324,6 +324,34 @@ mod tests {
     use crate::model::Gpt;
     use crate::train::train_step;
 
+    /// The update built for this CPU's widest vectors writes the portable build's bits.
+    #[test]
+    fn the_vectorised_update_writes_the_portable_bits() {
+        use crate::simd::tests::{bits, values};
+        let k = Coefficients {
+            clip: 0.7,
+            beta1: 0.9,
+            beta2: 0.95,
+            bias1: 0.19,
+            bias2: 0.0975,
+            eps: 1e-8,
+            lr: 3e-4,
+            keep: 1.0 - 3e-5,
+        };
+        let g = values(1001, 9);
+        let (mut t1, mut m1, mut v1) = (values(1001, 10), values(1001, 11), values(1001, 12));
+        for v in v1.iter_mut() {
+            *v = v.abs();
+        }
+        let (mut t2, mut m2, mut v2) = (t1.clone(), m1.clone(), v1.clone());
+        update_chunk(&mut t1, &mut m1, &mut v1, &g, k);
+        update_chunk_portable(&mut t2, &mut m2, &mut v2, &g, k);
+        assert_eq!(
+            (bits(&t1), bits(&m1), bits(&v1)),
+            (bits(&t2), bits(&m2), bits(&v2))
+        );
+    }
+
     /// A rank-1 parameter `[3, 4]` whose loss Σp² has gradient `[6, 8]` (norm 10).
     fn norm_ten() -> (BTreeMap<String, Var>, GradStore) {
         let p = Var::new(&[3f32, 4.0], &Device::Cpu).unwrap();

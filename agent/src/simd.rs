@@ -70,7 +70,7 @@ pub(crate) mod tests {
             .map(|i| {
                 let h = (i ^ seed).wrapping_mul(2_654_435_761).rotate_left(13) ^ seed;
                 let v = (h % 20_000) as f32 / 2_500.0 - 4.0;
-                if h % 97 == 0 { v * 10.0 } else { v }
+                if h.is_multiple_of(97) { v * 10.0 } else { v }
             })
             .collect()
     }

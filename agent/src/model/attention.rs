@@ -291,3 +291,24 @@ impl CustomOp1 for CausalAttention {
         Ok(Some(Tensor::from_vec(dx, qkv.shape(), qkv.device())?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::tests::{bits, values};
+
+    /// The softmax and its backward, built for this CPU's widest vectors, write the
+    /// bits of their portable builds (37 rows: prefixes of every length mod 16).
+    #[test]
+    fn the_vectorised_softmax_writes_the_portable_bits() {
+        let t = 37;
+        let (mut a, mut c) = (values(t * t, 5), values(t * t, 5));
+        causal_softmax(&mut a, t);
+        causal_softmax_portable(&mut c, t);
+        assert_eq!(bits(&a), bits(&c));
+        let (mut da, mut dc) = (values(t * t, 6), values(t * t, 6));
+        causal_softmax_bwd(&mut da, &a, t, 0.25);
+        causal_softmax_bwd_portable(&mut dc, &c, t, 0.25);
+        assert_eq!(bits(&da), bits(&dc));
+    }
+}

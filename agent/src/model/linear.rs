@@ -203,6 +203,18 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    /// The column sums built for this CPU's widest vectors write the portable bits.
+    #[test]
+    fn the_vectorised_column_sums_write_the_portable_bits() {
+        use crate::simd::tests::{bits, values};
+        let (rows, out) = (23, 150);
+        let dy = values(rows * out, 13);
+        let (mut a, mut c) = (vec![0.25f32; 70], vec![0.25f32; 70]);
+        column_sums(&mut a, &dy, out, 64);
+        column_sums_portable(&mut c, &dy, out, 64);
+        assert_eq!(bits(&a), bits(&c));
+    }
+
     #[test]
     fn the_bias_gradient_sums_every_row_of_every_column() {
         let (rows, out) = (37, 150);

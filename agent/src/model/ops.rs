@@ -405,3 +405,54 @@ impl CustomOp2 for CrossEntropy {
         Ok((Some(Tensor::from_vec(dl, (n, v), logits.device())?), None))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::tests::{bits, values};
+
+    /// Each kernel built for this CPU's widest vectors writes the bits of its portable
+    /// (SSE2) build: rows of 200 leave a tail after the 16-lane chunks, and the inputs
+    /// include values large enough to saturate `exp` and GELU.
+    #[test]
+    fn every_vectorised_kernel_writes_the_portable_bits() {
+        let (rows, d, eps) = (7, 200, 1e-5);
+        let (x, g) = (values(rows * d, 1), values(rows * d, 2));
+        let (w, b) = (values(d, 3), values(d, 4));
+        let (mut a, mut c) = (vec![0f32; d], vec![0f32; d]);
+        for r in 0..rows {
+            let (row, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+            norm_row(&mut a, row, &w, &b, eps);
+            norm_row_portable(&mut c, row, &w, &b, eps);
+            assert_eq!(bits(&a), bits(&c), "norm row {r}");
+            let (mean, rstd) = row_moments(row, eps);
+            let portable = row_moments_portable(row, eps);
+            assert_eq!(bits(&[mean, rstd]), bits(&[portable.0, portable.1]));
+            norm_bwd_row(&mut a, row, gr, &w, mean, rstd);
+            norm_bwd_row_portable(&mut c, row, gr, &w, mean, rstd);
+            assert_eq!(bits(&a), bits(&c), "norm backward row {r}");
+            let target = r * 37 % d;
+            let la = cross_entropy_row(&mut a, row, target, 0.01);
+            let lc = cross_entropy_row_portable(&mut c, row, target, 0.01);
+            assert_eq!(bits(&a), bits(&c), "cross-entropy row {r}");
+            assert_eq!(la.to_bits(), lc.to_bits());
+        }
+        let stats: Vec<(f32, f32)> = x.chunks(d).map(|r| moments(r, eps)).collect();
+        let (mut dw, mut db, mut dw2, mut db2) = (
+            vec![0.5f32; 70],
+            vec![0f32; 70],
+            vec![0.5f32; 70],
+            vec![0f32; 70],
+        );
+        norm_param_columns(&mut dw, &mut db, &x, &g, &stats, d, 64);
+        norm_param_columns_portable(&mut dw2, &mut db2, &x, &g, &stats, d, 64);
+        assert_eq!((bits(&dw), bits(&db)), (bits(&dw2), bits(&db2)));
+        let (mut a, mut c) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        gelu_chunk(&mut a, &x);
+        gelu_chunk_portable(&mut c, &x);
+        assert_eq!(bits(&a), bits(&c), "GELU");
+        gelu_grad_chunk(&mut a, &x, &g);
+        gelu_grad_chunk_portable(&mut c, &x, &g);
+        assert_eq!(bits(&a), bits(&c), "GELU gradient");
+    }
+}
