@@ -40,6 +40,9 @@ pub(super) fn forward(
         return product(x, wt, 1.0, Threads::All);
     };
     assert_eq!(b.len(), out, "a bias of {} for {out} outputs", b.len());
+    if rows * out == 0 {
+        return Vec::new();
+    }
     // Each row starts as the bias (written once, rows in parallel, no zero fill first),
     // then x·Wᵀ is added.
     let mut y = Vec::with_capacity(rows * out);
