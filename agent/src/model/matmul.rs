@@ -79,6 +79,20 @@ pub(super) enum Threads {
     All,
 }
 
+/// `(m, k, n)` of `lhs · rhs`; panics unless the inner dimensions agree and both views
+/// lie inside their slices.
+fn operands(lhs: View, rhs: View) -> (usize, usize, usize) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(
+        rhs.rows, k,
+        "inner dimensions differ: {m}×{k} · {}×{n}",
+        rhs.rows
+    );
+    lhs.check("lhs");
+    rhs.check("rhs");
+    (m, k, n)
+}
+
 /// `dst = scale · lhs · rhs`, or `dst += scale · lhs · rhs` when `accumulate`, with
 /// `dst` row-major (`lhs.rows × rhs.cols`, rows `dst_stride` apart).
 pub(super) fn gemm(
@@ -90,14 +104,7 @@ pub(super) fn gemm(
     scale: f32,
     threads: Threads,
 ) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert_eq!(
-        rhs.rows, k,
-        "inner dimensions differ: {m}×{k} · {}×{n}",
-        rhs.rows
-    );
-    lhs.check("lhs");
-    rhs.check("rhs");
+    let (m, k, n) = operands(lhs, rhs);
     View::rows(dst, m, n, dst_stride).check("dst");
     if m == 0 || n == 0 {
         return;
@@ -129,14 +136,7 @@ pub(super) fn gemm(
 /// not zeroed first: the product overwrites every element (a zero fill was a pass over
 /// memory, and on fresh pages a page fault, for nothing).
 pub(super) fn product(lhs: View, rhs: View, scale: f32, threads: Threads) -> Vec<f32> {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert_eq!(
-        rhs.rows, k,
-        "inner dimensions differ: {m}×{k} · {}×{n}",
-        rhs.rows
-    );
-    lhs.check("lhs");
-    rhs.check("rhs");
+    let (m, k, n) = operands(lhs, rhs);
     if m == 0 || n == 0 || k == 0 {
         return vec![0f32; m * n];
     }
