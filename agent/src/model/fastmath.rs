@@ -67,7 +67,7 @@ pub(crate) fn gelu_grad(x: f32) -> f32 {
 }
 
 /// Partial results per reduction: one AVX-512 register, or two AVX2 ones.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// The lanes added pairwise, halves onto halves.
 #[inline(always)]

@@ -187,7 +187,7 @@ multiversion! {
 /// `(Σ g·w, Σ g·w·x̂)` of one row, in lanes (see `fastmath`'s reductions).
 #[inline(always)]
 fn norm_row_sums(x: &[f32], g: &[f32], w: &[f32], mean: f32, rstd: f32) -> (f32, f32) {
-    const L: usize = 16;
+    const L: usize = fastmath::LANES;
     let (mut a, mut b) = ([0f32; L], [0f32; L]);
     let (cx, cg, cw) = (x.chunks_exact(L), g.chunks_exact(L), w.chunks_exact(L));
     let (mut ta, mut tb) = (0f32, 0f32);
